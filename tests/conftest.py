@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.fake_upstream import FakeUpstream
+from trayproxy.config import parse
+from trayproxy.server import ProxyServer
+
+UPSTREAM_KEY = "sk-upstream-SECRET-4242"
+CLIENT_KEY = "client-key-should-not-travel"
+
+_SCRUB_SUFFIXES = ("_API_KEY", "_PROXY")
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test sees the developer's keys, proxies or config."""
+    for name in list(os.environ):
+        if name.upper().endswith(_SCRUB_SUFFIXES):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TRAYPROXY_HOME", str(tmp_path / "home"))
+
+
+def config_text(upstream_url: str, *, extra: str = "", port: int = 0) -> str:
+    return f"""
+[server]
+host = "127.0.0.1"
+port = {port}
+
+[providers.fake]
+base_url = "{upstream_url}/v1"
+api_key = "{UPSTREAM_KEY}"
+
+[providers.nokey]
+base_url = "{upstream_url}/v1"
+api_key = "env:TRAYPROXY_TEST_UNSET_KEY"
+
+[providers.down]
+base_url = "http://127.0.0.1:9/v1"
+api_key = "{UPSTREAM_KEY}"
+connect_timeout = 2
+
+[models."nvidia/kimi-k2-thinking"]
+provider = "fake"
+model = "moonshotai/kimi-k2-thinking"
+max_context_size = 262144
+
+[models."fake/gated"]
+provider = "fake"
+model = "gated"
+
+[models."fake/embed"]
+provider = "fake"
+model = "text-embedding-upstream"
+
+[models."nokey/model"]
+provider = "nokey"
+model = "whatever"
+
+[models."down/model"]
+provider = "down"
+model = "whatever"
+{extra}
+"""
+
+
+@dataclass
+class Proxy:
+    server: ProxyServer
+    upstream: FakeUpstream
+
+    @property
+    def base_url(self) -> str:
+        return self.server.base_url
+
+    @property
+    def root_url(self) -> str:
+        return self.server.root_url
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeUpstream]:
+    fake = FakeUpstream().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def proxy(upstream: FakeUpstream) -> Iterator[Proxy]:
+    config = parse(config_text(upstream.url), file="test-config.toml")
+    server = ProxyServer(config)
+    server.start()
+    yield Proxy(server, upstream)
+    server.stop(grace=1.0)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -1,0 +1,211 @@
+"""A fake OpenAI-compatible provider on 127.0.0.1, port 0, in its own thread.
+
+It records every request it receives and answers from a script chosen by the upstream model
+name, so a test (or the Node client test) picks a behaviour through the config mapping:
+
+- any name: a normal answer; streams send ``WORDS`` one chunk each.
+- ``gated``: streams the first chunk, then waits for ``fake.gate`` before the rest.
+- ``error-400``, ``error-429``, ``error-500``: that status with an OpenAI error body.
+- ``redirect``: a 307 to another host.
+- ``slow``: waits ``fake.slow_seconds`` before answering.
+- ``die-midstream``: streams two chunks, then drops the connection.
+- ``stall``: streams one chunk, then holds the connection open for ``fake.slow_seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+WORDS = ["Hello", " from", " the", " fake", " upstream", "."]
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+    raw_size: int
+
+
+@dataclass
+class FakeUpstream:
+    requests: list[Seen] = field(default_factory=list)
+    gate: threading.Event = field(default_factory=threading.Event)
+    sent_last: threading.Event = field(default_factory=threading.Event)
+    slow_seconds: float = 3.0
+    disconnected: threading.Event = field(default_factory=threading.Event)
+    url: str = ""
+
+    def __post_init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def start(self) -> FakeUpstream:
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            loop.run_until_complete(self._start())
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self._runner.cleanup())  # type: ignore[union-attr]
+            loop.close()
+
+        self._thread = threading.Thread(target=run, daemon=True, name="fake-upstream")
+        self._thread.start()
+        assert ready.wait(10), "fake upstream did not start"
+        return self
+
+    async def _start(self) -> None:
+        app = web.Application(client_max_size=256 * 1024 * 1024)
+        app.router.add_get("/v1/models", self.models)
+        app.router.add_post("/v1/{endpoint:.+}", self.endpoint)
+        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        self.gate.set()
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    @property
+    def last(self) -> Seen:
+        assert self.requests, "the fake upstream received no request"
+        return self.requests[-1]
+
+    # ---------------------------------------------------------------- handlers
+
+    async def models(self, request: web.Request) -> web.Response:
+        self._record(request, None, 0)
+        return web.json_response({"object": "list", "data": [{"id": "m", "object": "model"}]})
+
+    def _record(self, request: web.Request, body: Any, size: int) -> None:
+        self.requests.append(
+            Seen(request.method, request.path, dict(request.headers), body, size)
+        )
+
+    async def endpoint(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        body = json.loads(raw)
+        self._record(request, body, len(raw))
+        endpoint = request.match_info["endpoint"]
+        model = body.get("model", "")
+        if model.startswith("error-"):
+            status = int(model.split("-", 1)[1])
+            headers = {"Retry-After": "7"} if status == 429 else {}
+            return web.json_response(
+                {"error": {"message": f"fake upstream says {status}", "type": "fake_error",
+                           "param": None, "code": f"fake_{status}"}},
+                status=status, headers=headers,
+            )
+        if model == "redirect":
+            raise web.HTTPTemporaryRedirect("http://example.invalid/v1/chat/completions")
+        if model == "slow":
+            await asyncio.sleep(self.slow_seconds)
+        if endpoint == "embeddings":
+            return self._embeddings(body)
+        if body.get("stream"):
+            return await self._stream(request, endpoint, body)
+        return self._json(endpoint, body)
+
+    def _embeddings(self, body: dict[str, Any]) -> web.Response:
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        vector = [0.25, -0.5, 1.0, 2.0]
+        data = []
+        for i, _ in enumerate(inputs):
+            if body.get("encoding_format") == "base64":
+                emb: Any = base64.b64encode(struct.pack("<4f", *vector)).decode()
+            else:
+                emb = vector
+            data.append({"object": "embedding", "index": i, "embedding": emb})
+        return web.json_response(
+            {"object": "list", "data": data, "model": body["model"],
+             "usage": {"prompt_tokens": 3 * len(inputs), "total_tokens": 3 * len(inputs)}}
+        )
+
+    def _json(self, endpoint: str, body: dict[str, Any]) -> web.Response:
+        text = "".join(WORDS)
+        usage = {"prompt_tokens": 11, "completion_tokens": 6, "total_tokens": 17}
+        if endpoint == "completions":
+            return web.json_response(
+                {"id": "cmpl-1", "object": "text_completion", "created": int(time.time()),
+                 "model": body["model"],
+                 "choices": [{"index": 0, "text": text, "finish_reason": "stop",
+                              "logprobs": None}],
+                 "usage": usage}
+            )
+        return web.json_response(
+            {"id": "chatcmpl-1", "object": "chat.completion", "created": int(time.time()),
+             "model": body["model"],
+             "choices": [{"index": 0, "finish_reason": "stop",
+                          "message": {"role": "assistant", "content": text}}],
+             "usage": usage}
+        )
+
+    def _chunk(self, endpoint: str, model: str, word: str | None, finish: bool) -> dict[str, Any]:
+        if endpoint == "completions":
+            return {"id": "cmpl-1", "object": "text_completion", "created": 1, "model": model,
+                    "choices": [{"index": 0, "text": word or "",
+                                 "finish_reason": "stop" if finish else None}]}
+        delta = {"content": word} if word is not None else {}
+        return {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1,
+                "model": model,
+                "choices": [{"index": 0, "delta": delta,
+                             "finish_reason": "stop" if finish else None}]}
+
+    async def _stream(
+        self, request: web.Request, endpoint: str, body: dict[str, Any]
+    ) -> web.StreamResponse:
+        model = body["model"]
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+
+        async def send(obj: Any) -> None:
+            await resp.write(b"data: " + json.dumps(obj).encode() + b"\n\n")
+
+        try:
+            await resp.write(b": keep-alive comment\n\n")
+            for i, word in enumerate(WORDS):
+                await send(self._chunk(endpoint, model, word, False))
+                if i == 0 and model == "gated":
+                    loop = asyncio.get_running_loop()
+                    await loop.run_in_executor(None, self.gate.wait, 20)
+                if i == 1 and model == "die-midstream":
+                    request.transport.close()  # type: ignore[union-attr]
+                    return resp
+                if i == 0 and model == "stall":
+                    await asyncio.sleep(self.slow_seconds)
+            await send(self._chunk(endpoint, model, None, True))
+            opts = body.get("stream_options") or {}
+            if opts.get("include_usage"):
+                await send({"id": "chatcmpl-1", "object": "chat.completion.chunk",
+                            "created": 1, "model": model, "choices": [],
+                            "usage": {"prompt_tokens": 11, "completion_tokens": 6,
+                                      "total_tokens": 17}})
+            self.sent_last.set()
+            await resp.write(b"data: [DONE]\n\n")
+            await resp.write_eof()
+        except (asyncio.CancelledError, ConnectionResetError):
+            self.disconnected.set()
+            raise
+        return resp

@@ -1,0 +1,398 @@
+"""TOML text -> a validated, frozen :class:`Config`.
+
+Everything here is pure except :func:`load_file` and :func:`ensure_config_file`. Every error is
+a :class:`ConfigError` naming the file, the line (when it can be found) and the key path.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import urlsplit
+
+from trayproxy.secret import Secret
+from trayproxy.tomlpos import format_key_path, line_of
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+DEFAULT_MAX_BODY_MB = 64
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 600.0
+DEFAULT_LOG_SIZE = 500
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used. ``str()`` reads ``file:line: key: problem``."""
+
+    def __init__(
+        self, problem: str, *, file: str = "", line: int | None = None, key: str = ""
+    ) -> None:
+        self.problem = problem
+        self.file = file
+        self.line = line
+        self.key = key
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = self.file or "<config>"
+        if self.line is not None:
+            where += f":{self.line}"
+        return f"{where}: {self.key}: {self.problem}" if self.key else f"{where}: {self.problem}"
+
+
+@dataclass(frozen=True)
+class KeyRef:
+    """Where a provider key comes from, and (hidden) what it is."""
+
+    source: str  # "env:NAME", "literal" or "none"
+    secret: Secret | None = None
+
+    @property
+    def missing(self) -> bool:
+        """A key was asked for but is not available (an unset environment variable)."""
+        return self.source != "none" and self.secret is None
+
+    def describe(self) -> str:
+        if self.source == "none":
+            return "no key"
+        if self.source == "literal":
+            return "literal key in config"
+        name = self.source.removeprefix("env:")
+        return f"${name}" + ("" if self.secret else " (not set)")
+
+
+@dataclass(frozen=True)
+class Provider:
+    name: str
+    base_url: str
+    api_key: KeyRef
+    headers: tuple[tuple[str, Secret], ...] = ()
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+
+
+@dataclass(frozen=True)
+class ModelMapping:
+    """A client model id (what the editor sends) and the name the provider expects."""
+
+    id: str
+    provider: str
+    model: str
+    max_context_size: int | None = None
+    max_output_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    max_body_mb: int = DEFAULT_MAX_BODY_MB
+    watch_config: bool = True
+    log_size: int = DEFAULT_LOG_SIZE
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self.max_body_mb * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class RoutingSettings:
+    provider_prefix: bool = True
+
+
+def _frozen(d: dict[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(d))
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
+    providers: Mapping[str, Provider] = field(default_factory=lambda: _frozen({}))
+    models: Mapping[str, ModelMapping] = field(default_factory=lambda: _frozen({}))
+    source: str = ""
+
+    def with_server(self, **changes: Any) -> Config:
+        from dataclasses import replace
+
+        return replace(self, server=replace(self.server, **changes))
+
+
+# ---------------------------------------------------------------- validation helpers
+
+
+class _Checker:
+    """Turns a problem at a key path into a located ConfigError."""
+
+    def __init__(self, text: str, file: str) -> None:
+        self.text = text
+        self.file = file
+
+    def fail(self, path: tuple[str, ...], problem: str) -> ConfigError:
+        return ConfigError(
+            problem, file=self.file, line=line_of(self.text, path), key=format_key_path(path)
+        )
+
+    def table(self, value: Any, path: tuple[str, ...]) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(path, f"must be a table, not {_kind(value)}")
+        return value
+
+    def only_keys(self, table: dict[str, Any], path: tuple[str, ...], known: set[str]) -> None:
+        for key in table:
+            if key not in known:
+                hint = difflib.get_close_matches(key, sorted(known), n=1)
+                extra = f" (did you mean '{hint[0]}'?)" if hint else ""
+                allowed = ", ".join(sorted(known))
+                raise self.fail((*path, key), f"unknown key{extra}; allowed here: {allowed}")
+
+    def string(self, table: dict[str, Any], path: tuple[str, ...], key: str) -> str | None:
+        value = table.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise self.fail((*path, key), f"must be a string, not {_kind(value)}")
+        return value
+
+    def number(
+        self,
+        table: dict[str, Any],
+        path: tuple[str, ...],
+        key: str,
+        *,
+        integer: bool,
+        low: float,
+        high: float,
+    ) -> Any:
+        value = table.get(key)
+        if value is None:
+            return None
+        ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+        if isinstance(value, bool) or not ok:
+            want = "an integer" if integer else "a number"
+            raise self.fail((*path, key), f"must be {want}, not {_kind(value)}")
+        if not low <= value <= high:
+            raise self.fail((*path, key), f"must be between {low:g} and {high:g}, not {value}")
+        return value
+
+    def boolean(self, table: dict[str, Any], path: tuple[str, ...], key: str) -> bool | None:
+        value = table.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, bool):
+            raise self.fail((*path, key), f"must be true or false, not {_kind(value)}")
+        return value
+
+
+def _kind(value: Any) -> str:
+    return {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "a boolean",
+        dict: "a table",
+        list: "an array",
+    }.get(type(value), type(value).__name__)
+
+
+def _key_ref(raw: str, environ: Mapping[str, str]) -> KeyRef:
+    if raw.startswith("env:"):
+        name = raw[4:].strip()
+        value = environ.get(name, "").strip()
+        return KeyRef(f"env:{name}", Secret(value) if value else None)
+    if not raw:
+        return KeyRef("none")
+    return KeyRef("literal", Secret(raw))
+
+
+# ---------------------------------------------------------------- sections
+
+
+def _server(c: _Checker, raw: Any) -> ServerSettings:
+    path = ("server",)
+    t = c.table(raw, path)
+    c.only_keys(t, path, {"host", "port", "max_body_mb", "watch_config", "log_size"})
+    host = c.string(t, path, "host")
+    if host is not None and not host.strip():
+        raise c.fail((*path, "host"), "must not be empty")
+    port = c.number(t, path, "port", integer=True, low=0, high=65535)
+    body = c.number(t, path, "max_body_mb", integer=True, low=1, high=4096)
+    watch = c.boolean(t, path, "watch_config")
+    log_size = c.number(t, path, "log_size", integer=True, low=10, high=100_000)
+    d = ServerSettings()
+    return ServerSettings(
+        host=d.host if host is None else host.strip(),
+        port=d.port if port is None else port,
+        max_body_mb=d.max_body_mb if body is None else body,
+        watch_config=d.watch_config if watch is None else watch,
+        log_size=d.log_size if log_size is None else log_size,
+    )
+
+
+def _routing(c: _Checker, raw: Any) -> RoutingSettings:
+    path = ("routing",)
+    t = c.table(raw, path)
+    c.only_keys(t, path, {"provider_prefix"})
+    prefix = c.boolean(t, path, "provider_prefix")
+    return RoutingSettings(provider_prefix=True if prefix is None else prefix)
+
+
+def _base_url(c: _Checker, path: tuple[str, ...], value: str | None) -> str:
+    if not value:
+        raise c.fail(path, 'is required (for example "https://api.groq.com/openai/v1")')
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise c.fail(path, f"must be an http:// or https:// URL, not {value!r}")
+    if parts.query or parts.fragment:
+        raise c.fail(path, "must not have a query string or fragment")
+    if parts.username or parts.password:
+        raise c.fail(path, "must not carry credentials; use api_key")
+    return value.strip().rstrip("/")
+
+
+def _provider(c: _Checker, name: str, raw: Any, environ: Mapping[str, str]) -> Provider:
+    path = ("providers", name)
+    if not _NAME.fullmatch(name):
+        raise c.fail(path, "provider names use letters, digits, '_', '-' and '.' only")
+    t = c.table(raw, path)
+    c.only_keys(t, path, {"base_url", "api_key", "headers", "connect_timeout", "read_timeout"})
+    base_url = _base_url(c, (*path, "base_url"), c.string(t, path, "base_url"))
+    key_raw = c.string(t, path, "api_key")
+    api_key = _key_ref((key_raw or "").strip(), environ)
+    if api_key.source == "env:":
+        raise c.fail((*path, "api_key"), 'names no variable: write "env:NAME"')
+    headers: list[tuple[str, Secret]] = []
+    if "headers" in t:
+        hpath = (*path, "headers")
+        for hname, hvalue in c.table(t["headers"], hpath).items():
+            if not _HEADER_NAME.fullmatch(hname) or hname.lower() in _RESERVED_HEADERS:
+                raise c.fail((*hpath, hname), "is not a header trayproxy can set")
+            if not isinstance(hvalue, str):
+                raise c.fail((*hpath, hname), f"must be a string, not {_kind(hvalue)}")
+            ref = _key_ref(hvalue, environ)
+            headers.append((hname, ref.secret or Secret("")))
+    connect = c.number(t, path, "connect_timeout", integer=False, low=0.1, high=3600)
+    read = c.number(t, path, "read_timeout", integer=False, low=1, high=86400)
+    return Provider(
+        name=name,
+        base_url=base_url,
+        api_key=api_key,
+        headers=tuple(headers),
+        connect_timeout=DEFAULT_CONNECT_TIMEOUT if connect is None else float(connect),
+        read_timeout=DEFAULT_READ_TIMEOUT if read is None else float(read),
+    )
+
+
+def _model(c: _Checker, model_id: str, raw: Any, providers: Mapping[str, Provider]) -> ModelMapping:
+    path = ("models", model_id)
+    if not model_id.strip() or any(ch.isspace() or ord(ch) < 32 for ch in model_id):
+        raise c.fail(path, "model ids must be non-empty, without spaces or control characters")
+    t = c.table(raw, path)
+    c.only_keys(t, path, {"provider", "model", "max_context_size", "max_output_tokens"})
+    provider = c.string(t, path, "provider")
+    if not provider:
+        raise c.fail((*path, "provider"), "is required: the provider that serves this model")
+    if provider not in providers:
+        known = ", ".join(sorted(providers)) or "none"
+        raise c.fail(
+            (*path, "provider"),
+            f"names provider '{provider}', which is not configured (configured: {known})",
+        )
+    upstream = c.string(t, path, "model")
+    if upstream is not None and not upstream.strip():
+        raise c.fail((*path, "model"), "must not be empty")
+    ctx = c.number(t, path, "max_context_size", integer=True, low=1, high=100_000_000)
+    out = c.number(t, path, "max_output_tokens", integer=True, low=1, high=100_000_000)
+    return ModelMapping(
+        id=model_id,
+        provider=provider,
+        model=(upstream or model_id).strip(),
+        max_context_size=ctx,
+        max_output_tokens=out,
+    )
+
+
+# ---------------------------------------------------------------- entry points
+
+
+def parse(text: str, *, file: str = "", environ: Mapping[str, str] | None = None) -> Config:
+    """Parse and validate config text. Raises :class:`ConfigError`."""
+    env = os.environ if environ is None else environ
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        msg = str(exc)
+        m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
+        line = int(m.group(1)) if m else None
+        if m is None and "(at end of document)" in msg:
+            line = max(1, len(text.splitlines()))
+        problem = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", msg)
+        if m:
+            problem += f" (column {m.group(2)})"
+        raise ConfigError(f"not valid TOML: {problem}", file=file, line=line) from None
+    c = _Checker(text, file)
+    c.only_keys(data, (), {"server", "routing", "providers", "models"})
+    server = _server(c, data.get("server", {}))
+    routing = _routing(c, data.get("routing", {}))
+    providers = {
+        name: _provider(c, name, raw, env)
+        for name, raw in c.table(data.get("providers", {}), ("providers",)).items()
+    }
+    models = {
+        mid: _model(c, mid, raw, providers)
+        for mid, raw in c.table(data.get("models", {}), ("models",)).items()
+    }
+    return Config(
+        server=server,
+        routing=routing,
+        providers=_frozen(providers),
+        models=_frozen(models),
+        source=file,
+    )
+
+
+def load_file(path: Path, *, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and parse ``path``. A missing or unreadable file is a ConfigError too."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            "file not found (run `trayproxy serve` once to create a template)", file=str(path)
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read: {exc}", file=str(path)) from None
+    return parse(text, file=str(path), environ=environ)
+
+
+def template_text() -> str:
+    """The commented first-run config."""
+    return resources.files("trayproxy").joinpath("template.toml").read_text(encoding="utf-8")
+
+
+def ensure_config_file(path: Path) -> bool:
+    """Write the template to ``path`` (mode 0600) unless it exists. True if it was created."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(template_text())
+    return True

@@ -1,0 +1,81 @@
+"""OpenAI-shaped errors: ``{"error": {"message", "type", "param", "code"}}``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    429: "rate_limit_error",
+    500: "server_error",
+    502: "upstream_error",
+    503: "upstream_error",
+    504: "upstream_error",
+}
+
+
+def error_body(
+    message: str, *, status: int, code: str | None = None, param: str | None = None
+) -> dict[str, Any]:
+    return {
+        "error": {
+            "message": message,
+            "type": _TYPES.get(status, "invalid_request_error" if status < 500 else "server_error"),
+            "param": param,
+            "code": code,
+        }
+    }
+
+
+def error_response(
+    status: int,
+    message: str,
+    *,
+    code: str | None = None,
+    param: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    body = json.dumps(error_body(message, status=status, code=code, param=param))
+    resp = web.Response(status=status, text=body, content_type="application/json")
+    if status >= 500 and status != 503:
+        # trayproxy has already decided: the SDKs' automatic retries would only repeat it.
+        resp.headers["x-should-retry"] = "false"
+    if headers:
+        resp.headers.update(headers)
+    return resp
+
+
+def sse_error_event(message: str, *, status: int, code: str | None = None) -> bytes:
+    """An in-stream error, for failures after the response has started."""
+    return b"data: " + json.dumps(error_body(message, status=status, code=code)).encode() + b"\n\n"
+
+
+def error_message_from_body(body: bytes, limit: int = 500) -> str:
+    """The human part of an upstream error body, for the routing log."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        text = body.decode("utf-8", "replace").strip()
+        return text[:limit]
+    if isinstance(data, dict):
+        err = data.get("error", data)
+        if isinstance(err, dict):
+            msg = err.get("message") or err.get("detail") or err.get("msg")
+            if isinstance(msg, str) and msg:
+                return msg[:limit]
+        elif isinstance(err, str):
+            return err[:limit]
+        detail = data.get("detail") or data.get("message")
+        if isinstance(detail, str):
+            return detail[:limit]
+    return json.dumps(data)[:limit]

@@ -1,0 +1,160 @@
+"""One :class:`RouteRecord` per relayed request, kept in a bounded ring buffer."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from time import perf_counter
+from time import time as wall_time
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RouteRecord:
+    id: int
+    time: float  # Unix time the request arrived
+    endpoint: str  # "chat/completions"
+    client_model: str | None
+    provider: str | None
+    upstream_model: str | None
+    rule: str | None  # "exact", "provider-prefix", or None when nothing was routed
+    stream: bool
+    status: int
+    ttfb_ms: float | None
+    duration_ms: float
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    error: str | None = None
+    upstream_url: str | None = None
+    rewrites: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["rewrites"] = list(self.rewrites)
+        return d
+
+    def log_line(self) -> str:
+        target = f"{self.provider}:{self.upstream_model}" if self.provider else "-"
+        ttfb = f"{self.ttfb_ms:.0f}ms" if self.ttfb_ms is not None else "-"
+        tokens = (
+            f"{_n(self.prompt_tokens)}/{_n(self.completion_tokens)}"
+            if self.prompt_tokens is not None or self.completion_tokens is not None
+            else "-"
+        )
+        line = (
+            f"{self.endpoint} {self.client_model or '-'} -> {target} "
+            f"{'stream' if self.stream else 'json'} {self.status} "
+            f"ttfb={ttfb} total={self.duration_ms:.0f}ms tokens={tokens}"
+        )
+        if self.rule and self.rule != "exact":
+            line += f" rule={self.rule}"
+        if self.error:
+            line += f" error={self.error[:200]!r}"
+        return line
+
+
+def _n(value: int | None) -> str:
+    return "?" if value is None else str(value)
+
+
+@dataclass
+class RecordDraft:
+    """Filled in while a request is handled; frozen into a RouteRecord at the end."""
+
+    endpoint: str
+    time: float = field(default_factory=wall_time)
+    started: float = field(default_factory=perf_counter)
+    client_model: str | None = None
+    provider: str | None = None
+    upstream_model: str | None = None
+    rule: str | None = None
+    stream: bool = False
+    status: int = 0
+    ttfb_ms: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    error: str | None = None
+    upstream_url: str | None = None
+    rewrites: list[str] = field(default_factory=list)
+
+    def mark_first_byte(self) -> None:
+        if self.ttfb_ms is None:
+            self.ttfb_ms = (perf_counter() - self.started) * 1000
+
+    def finish(self, record_id: int) -> RouteRecord:
+        return RouteRecord(
+            id=record_id,
+            time=self.time,
+            endpoint=self.endpoint,
+            client_model=self.client_model,
+            provider=self.provider,
+            upstream_model=self.upstream_model,
+            rule=self.rule,
+            stream=self.stream,
+            status=self.status,
+            ttfb_ms=None if self.ttfb_ms is None else round(self.ttfb_ms, 1),
+            duration_ms=round((perf_counter() - self.started) * 1000, 1),
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            error=self.error,
+            upstream_url=self.upstream_url,
+            rewrites=tuple(self.rewrites),
+        )
+
+
+Subscriber = Callable[[RouteRecord], None]
+
+
+class Logbook:
+    """Thread-safe ring buffer of recent records, with subscribers."""
+
+    def __init__(self, size: int = 500) -> None:
+        self._lock = threading.Lock()
+        self._records: deque[RouteRecord] = deque(maxlen=size)
+        self._ids = itertools.count(1)
+        self._subscribers: list[Subscriber] = []
+
+    @property
+    def size(self) -> int:
+        return self._records.maxlen or 0
+
+    def resize(self, size: int) -> None:
+        with self._lock:
+            if size != self._records.maxlen:
+                self._records = deque(self._records, maxlen=size)
+
+    def add(self, draft: RecordDraft) -> RouteRecord:
+        with self._lock:
+            record = draft.finish(next(self._ids))
+            self._records.append(record)
+            subscribers = list(self._subscribers)
+        for callback in subscribers:
+            try:
+                callback(record)
+            except Exception:  # a broken subscriber must not break the relay
+                log.exception("routing-log subscriber %r failed", callback)
+        return record
+
+    def recent(self, limit: int | None = None) -> list[RouteRecord]:
+        """Newest first."""
+        with self._lock:
+            items = list(self._records)
+        items.reverse()
+        return items if limit is None else items[:limit]
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        with self._lock:
+            self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._subscribers:
+                    self._subscribers.remove(callback)
+
+        return unsubscribe

@@ -1,0 +1,152 @@
+"""The aiohttp application: routes, JSON errors, the models list and the logs API."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from trayproxy import __version__
+from trayproxy.config import Config
+from trayproxy.errors import error_response
+from trayproxy.relay import RELAY_ENDPOINTS, make_handler
+from trayproxy.routing import UnknownModelError, resolve
+from trayproxy.state import STATE, ProxyState
+
+log = logging.getLogger("trayproxy.proxy")
+
+_CREATED = int(time.time())
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Every error the client sees is OpenAI-shaped JSON."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        if exc.status == 404:
+            message = f"Unknown path {request.path}. trayproxy serves the OpenAI API under /v1."
+            return error_response(404, message, code="not_found")
+        if exc.status == 405:
+            allow = exc.headers.get("Allow", "")
+            message = f"Method {request.method} is not allowed on {request.path}"
+            message += f" (use {allow})." if allow else "."
+            return error_response(405, message, code="method_not_allowed", headers={"Allow": allow})
+        return error_response(exc.status, exc.reason, code=None)
+    except Exception:
+        log.exception("unexpected error handling %s %s", request.method, request.path)
+        return error_response(
+            500, "trayproxy hit an internal error; see its log for details.", code="internal_error"
+        )
+
+
+def _model_entry(config: Config, model_id: str, provider: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "id": model_id,
+        "object": "model",
+        "created": _CREATED,
+        "owned_by": provider,
+    }
+    mapping = config.models.get(model_id)
+    if mapping is not None and mapping.max_context_size:
+        entry["context_length"] = mapping.max_context_size
+    return entry
+
+
+async def list_models(request: web.Request) -> web.Response:
+    config = request.app[STATE].config
+    data = [_model_entry(config, mid, m.provider) for mid, m in config.models.items()]
+    return web.json_response({"object": "list", "data": data})
+
+
+async def get_model(request: web.Request) -> web.Response:
+    config = request.app[STATE].config
+    model_id = request.match_info["model_id"]
+    try:
+        route = resolve(config, model_id)
+    except UnknownModelError as exc:
+        return error_response(404, exc.message, code="model_not_found", param="model")
+    return web.json_response(_model_entry(config, model_id, route.provider.name))
+
+
+async def index(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    return web.json_response(
+        {
+            "name": "trayproxy",
+            "version": __version__,
+            "status": "ok",
+            "base_url": state.base_url,
+            "models": len(state.config.models),
+            "hint": "Point your OpenAI-compatible client at base_url.",
+        }
+    )
+
+
+async def logs_api(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    try:
+        limit = int(request.query.get("limit", "100"))
+    except ValueError:
+        return error_response(400, "limit must be an integer", code="invalid_limit", param="limit")
+    limit = max(1, min(limit, state.logbook.size or 1))
+    records = [r.to_dict() for r in state.logbook.recent(limit)]
+    return web.json_response({"object": "list", "data": records})
+
+
+async def status_api(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    config = state.config
+    return web.json_response(
+        {
+            "name": "trayproxy",
+            "version": __version__,
+            "base_url": state.base_url,
+            "config": config.source,
+            "models": len(config.models),
+            "providers": {
+                name: {"base_url": p.base_url, "key": p.api_key.describe()}
+                for name, p in config.providers.items()
+            },
+            "started": state.started,
+        }
+    )
+
+
+async def _client_session(app: web.Application) -> AsyncIterator[None]:
+    state = app[STATE]
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300)
+    state.session = aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=None),
+        auto_decompress=True,
+        trust_env=True,  # honour HTTPS_PROXY / NO_PROXY like other clients on the laptop
+    )
+    try:
+        yield
+    finally:
+        await state.session.close()
+        state.session = None
+
+
+def create_app(state: ProxyState) -> web.Application:
+    app = web.Application(middlewares=[json_errors])
+    app[STATE] = state
+    app.cleanup_ctx.append(_client_session)
+    r = app.router
+    r.add_get("/", index)
+    r.add_get("/v1", index)
+    for prefix in ("/v1", ""):
+        r.add_get(f"{prefix}/models", list_models)
+        r.add_get(prefix + "/models/{model_id:.+}", get_model)
+        for endpoint in RELAY_ENDPOINTS:
+            r.add_post(f"{prefix}/{endpoint}", make_handler(endpoint))
+    r.add_get("/_trayproxy/api/logs", logs_api)
+    r.add_get("/_trayproxy/api/status", status_api)
+    return app

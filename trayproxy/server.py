@@ -1,0 +1,192 @@
+"""``ProxyServer``: runs the aiohttp app on an asyncio loop in a background thread.
+
+Only the loop thread touches the app's state. Other threads (the CLI's main thread, the
+tray) use the thread-safe methods ``start``, ``apply``, ``stop``, each with a bounded wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ipaddress
+import logging
+import socket
+import sys
+import threading
+from concurrent.futures import Future
+
+from aiohttp import web
+
+from trayproxy.config import Config
+from trayproxy.logbook import Logbook
+from trayproxy.proxy import create_app
+from trayproxy.state import ProxyState
+
+log = logging.getLogger("trayproxy.server")
+
+_IN_USE = {errno.EADDRINUSE, 48, 10048}
+
+
+class ServerError(RuntimeError):
+    """The proxy could not start; the message is meant for the user."""
+
+
+class PortInUseError(ServerError):
+    pass
+
+
+def format_host(host: str) -> str:
+    try:
+        if ipaddress.ip_address(host).version == 6:
+            return f"[{host}]"
+    except ValueError:
+        pass
+    return host
+
+
+class ProxyServer:
+    def __init__(self, config: Config, *, logbook: Logbook | None = None) -> None:
+        self._config = config
+        self.logbook = logbook or Logbook(config.server.log_size)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._state: ProxyState | None = None
+        self._runner: web.AppRunner | None = None
+        self._stopped: asyncio.Event | None = None
+        self.host = config.server.host
+        self.port = config.server.port
+
+    # ------------------------------------------------------------ thread-safe API
+
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def root_url(self) -> str:
+        return f"http://{format_host(self.host)}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return self.root_url + "/v1"
+
+    def start(self, timeout: float = 15.0) -> None:
+        """Bind and start serving. Raises PortInUseError / ServerError with a clear message."""
+        if self._thread is not None:
+            raise ServerError("the proxy is already started")
+        ready: Future[None] = Future()
+        self._thread = threading.Thread(
+            target=self._run, args=(ready,), name="trayproxy-loop", daemon=True
+        )
+        self._thread.start()
+        try:
+            ready.result(timeout)
+        except BaseException:
+            self._thread.join(timeout)
+            self._thread = None
+            raise
+
+    def apply(self, config: Config, timeout: float = 5.0) -> None:
+        """Publish a new config to the running proxy: new requests use it, running ones don't.
+
+        The host and port are fixed while running; a change needs ``restart``.
+        """
+        self._config = config
+        loop = self._loop
+        if loop is None or self._state is None:
+            return
+        fut = asyncio.run_coroutine_threadsafe(self._apply(config), loop)
+        fut.result(timeout)
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop accepting, give in-flight requests up to ``grace`` seconds, then close."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        self._grace = grace
+        if self._stopped is not None:
+            loop.call_soon_threadsafe(self._stopped.set)
+        thread.join(grace + 10)
+        self._thread = None
+
+    # ------------------------------------------------------------ loop thread
+
+    async def _apply(self, config: Config) -> None:
+        assert self._state is not None
+        self._state.config = config
+        self.logbook.resize(config.server.log_size)
+
+    def _run(self, ready: Future[None]) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._serve(ready))
+        except BaseException as exc:  # reported through `ready` when it happens at start
+            if not ready.done():
+                ready.set_exception(exc)
+            else:
+                log.exception("the proxy loop stopped with an error")
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+            self._loop = None
+
+    async def _serve(self, ready: Future[None]) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopped = asyncio.Event()
+        self._grace = 5.0
+        self._state = ProxyState(config=self._config, logbook=self.logbook)
+        app = create_app(self._state)
+        runner = web.AppRunner(
+            app, handler_cancellation=True, access_log=None, shutdown_timeout=self._grace
+        )
+        await runner.setup()
+        self._runner = runner
+        try:
+            sock = _bind(self.host, self.port)
+            self.port = sock.getsockname()[1]
+            self._state.base_url = self.base_url
+            site = web.SockSite(runner, sock)
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        ready.set_result(None)
+        log.info("serving %s", self.base_url)
+        await self._stopped.wait()
+        # aiohttp takes the grace period at construction; stop() may ask for another one.
+        runner._shutdown_timeout = self._grace
+        await runner.cleanup()
+        log.info("stopped")
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ServerError(f"Cannot listen on {host!r}: {exc.strerror}") from None
+    family, socktype, proto, _, addr = infos[0]
+    sock = socket.socket(family, socktype, proto)
+    try:
+        if hasattr(socket, "SO_REUSEADDR") and not _is_windows():
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        if exc.errno in _IN_USE:
+            raise PortInUseError(
+                f"Port {port} on {host} is used by another program. Stop it, or choose another "
+                "port with --port or [server] port in config.toml."
+            ) from None
+        raise ServerError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.setblocking(False)
+    return sock
+
+
+def _is_windows() -> bool:
+    return sys.platform == "win32"

@@ -1,0 +1,118 @@
+"""Build the upstream request from a route: URL, headers, key, rewritten body. Pure."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from trayproxy.routing import Route
+
+# Client headers that may travel upstream. Everything else is dropped: credentials, cookies,
+# hop-by-hop headers, proxy headers, and client fingerprinting.
+FORWARDED_REQUEST_HEADERS = frozenset({"accept", "user-agent", "openai-beta"})
+
+CREDENTIAL_HEADERS = frozenset({"authorization", "api-key", "x-api-key"})
+
+# Upstream response headers that must not be passed to the client.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-connection",
+    }
+)
+DROPPED_RESPONSE_HEADERS = HOP_BY_HOP | {
+    "content-length",  # recomputed by the server
+    "content-encoding",  # the client session decompresses
+    "set-cookie",  # provider cookies mean nothing on 127.0.0.1
+    "server",
+    "date",
+}
+
+
+@dataclass(frozen=True)
+class UpstreamRequest:
+    url: str
+    body: bytes = field(repr=False)
+    headers: dict[str, str] = field(repr=False)  # holds the provider key: never log it
+    removed_headers: tuple[str, ...] = ()
+    added_headers: tuple[str, ...] = ()
+
+    @property
+    def rewrites(self) -> tuple[str, ...]:
+        notes = []
+        if self.removed_headers:
+            notes.append("removed headers: " + ", ".join(self.removed_headers))
+        if self.added_headers:
+            notes.append("added headers: " + ", ".join(self.added_headers))
+        return tuple(notes)
+
+
+class MissingKeyError(RuntimeError):
+    def __init__(self, provider: str, source: str) -> None:
+        self.provider = provider
+        self.source = source
+        name = source.removeprefix("env:")
+        super().__init__(
+            f"trayproxy has no API key for provider '{provider}': the environment variable "
+            f"{name} is not set. Set it and restart trayproxy, or put the key in config.toml."
+        )
+
+
+def endpoint_url(base_url: str, endpoint: str) -> str:
+    return f"{base_url}/{endpoint}"
+
+
+def encode_body(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def build(
+    route: Route,
+    endpoint: str,
+    client_headers: Iterable[tuple[str, str]],
+    body: dict[str, Any],
+) -> UpstreamRequest:
+    """The request to send upstream. ``body`` is not modified."""
+    provider = route.provider
+    if provider.api_key.missing:
+        raise MissingKeyError(provider.name, provider.api_key.source)
+    headers: dict[str, str] = {}
+    removed: list[str] = []
+    for name, value in client_headers:
+        lower = name.lower()
+        if lower in FORWARDED_REQUEST_HEADERS:
+            headers[lower] = value
+        elif lower in CREDENTIAL_HEADERS and lower not in removed:
+            removed.append(lower)
+    headers["content-type"] = "application/json"
+    added: list[str] = []
+    for name, secret in provider.headers:
+        headers[name.lower()] = secret.reveal()
+        added.append(name.lower())
+    if provider.api_key.secret:
+        headers["authorization"] = "Bearer " + provider.api_key.secret.reveal()
+        added.append("authorization")
+    out = dict(body)
+    out["model"] = route.upstream_model
+    return UpstreamRequest(
+        url=endpoint_url(provider.base_url, endpoint),
+        body=encode_body(out),
+        headers=headers,
+        removed_headers=tuple(removed),
+        added_headers=tuple(added),
+    )
+
+
+def response_headers(upstream: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The upstream response headers the client may see."""
+    return [(k, v) for k, v in upstream if k.lower() not in DROPPED_RESPONSE_HEADERS]
