@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import json
 import os
 import socket
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +48,11 @@ api_key = "env:TRAYPROXY_TEST_UNSET_KEY"
 base_url = "http://127.0.0.1:9/v1"
 api_key = "{UPSTREAM_KEY}"
 connect_timeout = 2
+
+[providers.impatient]
+base_url = "{upstream_url}/v1"
+api_key = "{UPSTREAM_KEY}"
+read_timeout = 1
 
 [models."nvidia/kimi-k2-thinking"]
 provider = "fake"
@@ -98,6 +106,27 @@ def proxy(upstream: FakeUpstream) -> Iterator[Proxy]:
     server.start()
     yield Proxy(server, upstream)
     server.stop(grace=1.0)
+
+
+def http(
+    method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """A plain HTTP request with the standard library: (status, headers, body)."""
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read()
+
+
+def post_json(url: str, obj: object, headers: dict[str, str] | None = None):
+    return http(
+        "POST",
+        url,
+        json.dumps(obj).encode(),
+        {"Content-Type": "application/json", **(headers or {})},
+    )
 
 
 def free_port() -> int:

@@ -100,9 +100,7 @@ class FakeUpstream:
         return web.json_response({"object": "list", "data": [{"id": "m", "object": "model"}]})
 
     def _record(self, request: web.Request, body: Any, size: int) -> None:
-        self.requests.append(
-            Seen(request.method, request.path, dict(request.headers), body, size)
-        )
+        self.requests.append(Seen(request.method, request.path, dict(request.headers), body, size))
 
     async def endpoint(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
@@ -114,9 +112,16 @@ class FakeUpstream:
             status = int(model.split("-", 1)[1])
             headers = {"Retry-After": "7"} if status == 429 else {}
             return web.json_response(
-                {"error": {"message": f"fake upstream says {status}", "type": "fake_error",
-                           "param": None, "code": f"fake_{status}"}},
-                status=status, headers=headers,
+                {
+                    "error": {
+                        "message": f"fake upstream says {status}",
+                        "type": "fake_error",
+                        "param": None,
+                        "code": f"fake_{status}",
+                    }
+                },
+                status=status,
+                headers=headers,
             )
         if model == "redirect":
             raise web.HTTPTemporaryRedirect("http://example.invalid/v1/chat/completions")
@@ -139,8 +144,12 @@ class FakeUpstream:
                 emb = vector
             data.append({"object": "embedding", "index": i, "embedding": emb})
         return web.json_response(
-            {"object": "list", "data": data, "model": body["model"],
-             "usage": {"prompt_tokens": 3 * len(inputs), "total_tokens": 3 * len(inputs)}}
+            {
+                "object": "list",
+                "data": data,
+                "model": body["model"],
+                "usage": {"prompt_tokens": 3 * len(inputs), "total_tokens": 3 * len(inputs)},
+            }
         )
 
     def _json(self, endpoint: str, body: dict[str, Any]) -> web.Response:
@@ -148,30 +157,53 @@ class FakeUpstream:
         usage = {"prompt_tokens": 11, "completion_tokens": 6, "total_tokens": 17}
         if endpoint == "completions":
             return web.json_response(
-                {"id": "cmpl-1", "object": "text_completion", "created": int(time.time()),
-                 "model": body["model"],
-                 "choices": [{"index": 0, "text": text, "finish_reason": "stop",
-                              "logprobs": None}],
-                 "usage": usage}
+                {
+                    "id": "cmpl-1",
+                    "object": "text_completion",
+                    "created": int(time.time()),
+                    "model": body["model"],
+                    "choices": [
+                        {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
+                    ],
+                    "usage": usage,
+                }
             )
         return web.json_response(
-            {"id": "chatcmpl-1", "object": "chat.completion", "created": int(time.time()),
-             "model": body["model"],
-             "choices": [{"index": 0, "finish_reason": "stop",
-                          "message": {"role": "assistant", "content": text}}],
-             "usage": usage}
+            {
+                "id": "chatcmpl-1",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body["model"],
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": text},
+                    }
+                ],
+                "usage": usage,
+            }
         )
 
     def _chunk(self, endpoint: str, model: str, word: str | None, finish: bool) -> dict[str, Any]:
         if endpoint == "completions":
-            return {"id": "cmpl-1", "object": "text_completion", "created": 1, "model": model,
-                    "choices": [{"index": 0, "text": word or "",
-                                 "finish_reason": "stop" if finish else None}]}
-        delta = {"content": word} if word is not None else {}
-        return {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1,
+            return {
+                "id": "cmpl-1",
+                "object": "text_completion",
+                "created": 1,
                 "model": model,
-                "choices": [{"index": 0, "delta": delta,
-                             "finish_reason": "stop" if finish else None}]}
+                "choices": [
+                    {"index": 0, "text": word or "", "finish_reason": "stop" if finish else None}
+                ],
+            }
+        delta = {"content": word} if word is not None else {}
+        return {
+            "id": "chatcmpl-1",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": "stop" if finish else None}],
+        }
 
     async def _stream(
         self, request: web.Request, endpoint: str, body: dict[str, Any]
@@ -198,10 +230,16 @@ class FakeUpstream:
             await send(self._chunk(endpoint, model, None, True))
             opts = body.get("stream_options") or {}
             if opts.get("include_usage"):
-                await send({"id": "chatcmpl-1", "object": "chat.completion.chunk",
-                            "created": 1, "model": model, "choices": [],
-                            "usage": {"prompt_tokens": 11, "completion_tokens": 6,
-                                      "total_tokens": 17}})
+                await send(
+                    {
+                        "id": "chatcmpl-1",
+                        "object": "chat.completion.chunk",
+                        "created": 1,
+                        "model": model,
+                        "choices": [],
+                        "usage": {"prompt_tokens": 11, "completion_tokens": 6, "total_tokens": 17},
+                    }
+                )
             self.sent_last.set()
             await resp.write(b"data: [DONE]\n\n")
             await resp.write_eof()

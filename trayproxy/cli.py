@@ -19,6 +19,7 @@ from trayproxy.table import render_table
 log = logging.getLogger("trayproxy")
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+COMMANDS = ("serve", "check", "config-path")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,17 +54,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    command = args.command or "serve"
-    if args.command is None:
-        # Bare `trayproxy` will start the tray; until the tray exists it serves headless.
-        args = parser.parse_args(["serve", *(argv or sys.argv[1:])])
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if not _names_a_command(args_list):
+        # Bare `trayproxy [options]` will start the tray; until then it serves headless.
+        args_list.insert(0, "serve")
+    args = parser.parse_args(args_list)
+    command = args.command
     if command == "check":
         return cmd_check(args.config)
     if command == "config-path":
         print(config_path(args.config))
         return 0
     return cmd_serve(args)
+
+
+def _names_a_command(args: list[str]) -> bool:
+    if any(a in ("-h", "--help", "--version") for a in args):
+        return True
+    first = next((a for a in args if not a.startswith("-")), None)
+    return first in COMMANDS
 
 
 # ---------------------------------------------------------------- check

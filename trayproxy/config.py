@@ -33,6 +33,12 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 600.0
 DEFAULT_LOG_SIZE = 500
 
+SECTIONS = frozenset({"server", "routing", "providers", "models"})
+SERVER_KEYS = frozenset({"host", "port", "max_body_mb", "watch_config", "log_size"})
+ROUTING_KEYS = frozenset({"provider_prefix"})
+PROVIDER_KEYS = frozenset({"base_url", "api_key", "headers", "connect_timeout", "read_timeout"})
+MODEL_KEYS = frozenset({"provider", "model", "max_context_size", "max_output_tokens"})
+
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
@@ -155,7 +161,9 @@ class _Checker:
             raise self.fail(path, f"must be a table, not {_kind(value)}")
         return value
 
-    def only_keys(self, table: dict[str, Any], path: tuple[str, ...], known: set[str]) -> None:
+    def only_keys(
+        self, table: dict[str, Any], path: tuple[str, ...], known: frozenset[str]
+    ) -> None:
         for key in table:
             if key not in known:
                 hint = difflib.get_close_matches(key, sorted(known), n=1)
@@ -228,7 +236,7 @@ def _key_ref(raw: str, environ: Mapping[str, str]) -> KeyRef:
 def _server(c: _Checker, raw: Any) -> ServerSettings:
     path = ("server",)
     t = c.table(raw, path)
-    c.only_keys(t, path, {"host", "port", "max_body_mb", "watch_config", "log_size"})
+    c.only_keys(t, path, SERVER_KEYS)
     host = c.string(t, path, "host")
     if host is not None and not host.strip():
         raise c.fail((*path, "host"), "must not be empty")
@@ -249,7 +257,7 @@ def _server(c: _Checker, raw: Any) -> ServerSettings:
 def _routing(c: _Checker, raw: Any) -> RoutingSettings:
     path = ("routing",)
     t = c.table(raw, path)
-    c.only_keys(t, path, {"provider_prefix"})
+    c.only_keys(t, path, ROUTING_KEYS)
     prefix = c.boolean(t, path, "provider_prefix")
     return RoutingSettings(provider_prefix=True if prefix is None else prefix)
 
@@ -272,7 +280,7 @@ def _provider(c: _Checker, name: str, raw: Any, environ: Mapping[str, str]) -> P
     if not _NAME.fullmatch(name):
         raise c.fail(path, "provider names use letters, digits, '_', '-' and '.' only")
     t = c.table(raw, path)
-    c.only_keys(t, path, {"base_url", "api_key", "headers", "connect_timeout", "read_timeout"})
+    c.only_keys(t, path, PROVIDER_KEYS)
     base_url = _base_url(c, (*path, "base_url"), c.string(t, path, "base_url"))
     key_raw = c.string(t, path, "api_key")
     api_key = _key_ref((key_raw or "").strip(), environ)
@@ -305,7 +313,7 @@ def _model(c: _Checker, model_id: str, raw: Any, providers: Mapping[str, Provide
     if not model_id.strip() or any(ch.isspace() or ord(ch) < 32 for ch in model_id):
         raise c.fail(path, "model ids must be non-empty, without spaces or control characters")
     t = c.table(raw, path)
-    c.only_keys(t, path, {"provider", "model", "max_context_size", "max_output_tokens"})
+    c.only_keys(t, path, MODEL_KEYS)
     provider = c.string(t, path, "provider")
     if not provider:
         raise c.fail((*path, "provider"), "is required: the provider that serves this model")
@@ -348,7 +356,7 @@ def parse(text: str, *, file: str = "", environ: Mapping[str, str] | None = None
             problem += f" (column {m.group(2)})"
         raise ConfigError(f"not valid TOML: {problem}", file=file, line=line) from None
     c = _Checker(text, file)
-    c.only_keys(data, (), {"server", "routing", "providers", "models"})
+    c.only_keys(data, (), SECTIONS)
     server = _server(c, data.get("server", {}))
     routing = _routing(c, data.get("routing", {}))
     providers = {

@@ -63,8 +63,8 @@ async def relay(request: web.Request, endpoint: str) -> web.StreamResponse:
             draft.status = resp.status
         return resp
     except asyncio.CancelledError:
-        draft.status = draft.status or 499
-        draft.error = draft.error or "client disconnected"
+        draft.status = 499  # nginx's "client closed request"
+        draft.error = "client disconnected"
         raise
     finally:
         record = state.logbook.add(draft)

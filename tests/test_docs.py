@@ -1,0 +1,55 @@
+"""The docs stay honest: every config key and every command is documented."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from trayproxy import config
+from trayproxy.cli import COMMANDS, build_parser
+
+ROOT = Path(__file__).parent.parent
+CONFIG_DOC = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "key",
+    sorted(config.SERVER_KEYS | config.ROUTING_KEYS | config.PROVIDER_KEYS | config.MODEL_KEYS),
+)
+def test_every_config_key_is_documented(key: str) -> None:
+    assert f"| `{key}` |" in CONFIG_DOC
+
+
+@pytest.mark.parametrize("section", sorted(config.SECTIONS))
+def test_every_section_is_documented(section: str) -> None:
+    assert f"`[{section}" in CONFIG_DOC
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_is_in_the_readme(command: str) -> None:
+    assert f"trayproxy {command}" in README
+
+
+def test_readme_options_match_the_parser() -> None:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name, subparser in sub.choices.items():  # type: ignore[union-attr]
+        for action in subparser._actions:
+            long = [o for o in action.option_strings if o.startswith("--") and o != "--help"]
+            for option in long:
+                assert option in README, f"`trayproxy {name} {option}` is not in the README"
+
+
+def test_readme_config_example_is_valid() -> None:
+    example = re.search(r"```toml\n(.*?)```", README, re.S)
+    assert example is not None
+    parsed = config.parse(example.group(1), environ={})
+    assert parsed.models["nvidia/kimi-k2-thinking"].model == "moonshotai/kimi-k2-thinking"
+
+
+def test_test_command_is_what_ci_runs() -> None:
+    assert "bash scripts/test.sh" in README
+    assert "scripts/test.sh" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import json
+
+from trayproxy.sse import SSEParser
+from trayproxy.usage import StreamWatcher, Usage, usage_from_body
+
+STREAM = (
+    b": ping\n\n"
+    b'data: {"choices":[{"delta":{"content":"Hi"}}]}\n\n'
+    b'data: {"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2}}\r\n\r\n'
+    b"data: [DONE]\n\n"
+)
+
+
+def test_parser_handles_any_split() -> None:
+    whole = list(SSEParser().feed(STREAM))
+    assert len(whole) == 3
+    for size in (1, 2, 3, 7, 50):
+        parser = SSEParser()
+        got = []
+        for i in range(0, len(STREAM), size):
+            got.extend(parser.feed(STREAM[i : i + size]))
+        assert got == whole
+
+
+def test_multiline_data_joined() -> None:
+    assert list(SSEParser().feed(b"data: a\ndata: b\n\n")) == [b"a\nb"]
+
+
+def test_watcher_reads_usage_and_done() -> None:
+    w = StreamWatcher()
+    for i in range(0, len(STREAM), 10):
+        w.feed(STREAM[i : i + 10])
+    assert w.usage == Usage(5, 2)
+    assert w.done
+
+
+def test_watcher_reads_in_stream_error() -> None:
+    w = StreamWatcher()
+    w.feed(b'data: {"error": {"message": "quota exceeded"}}\n\n')
+    assert w.error == "quota exceeded"
+
+
+def test_usage_from_json_bodies() -> None:
+    chat = {"usage": {"prompt_tokens": 3, "completion_tokens": 4}}
+    assert usage_from_body(json.dumps(chat).encode()) == Usage(3, 4)
+    embeddings = {"usage": {"prompt_tokens": 9, "total_tokens": 9}}
+    assert usage_from_body(json.dumps(embeddings).encode()) == Usage(9, None)
+    responses = {"response": {"usage": {"input_tokens": 1, "output_tokens": 2}}}
+    assert usage_from_body(json.dumps(responses).encode()) == Usage(1, 2)
+    assert usage_from_body(
+        json.dumps({"usage": {"input_tokens": 1, "output_tokens": 2}}).encode()
+    ) == Usage(1, 2)
+    assert usage_from_body(b'not json but has "usage"') is None
