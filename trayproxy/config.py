@@ -81,7 +81,7 @@ class KeyRef:
         if self.source == "literal":
             return "literal key in config"
         name = self.source.removeprefix("env:")
-        return f"${name}" + ("" if self.secret else " (not set)")
+        return f"${name}" + (" (set)" if self.secret else " (not set)")
 
 
 @dataclass(frozen=True)

@@ -156,7 +156,7 @@ class ProxyServer:
             await runner.cleanup()
             raise
         ready.set_result(None)
-        log.info("serving %s", self.base_url)
+        log.debug("listening on %s", self.base_url)
         await self._stopped.wait()
         # aiohttp takes the grace period at construction; stop() may ask for another one.
         runner._shutdown_timeout = self._grace
