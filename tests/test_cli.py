@@ -226,5 +226,5 @@ def test_sighup_reloads_and_a_bad_edit_keeps_the_old_config(config_file: Path) -
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert "reload failed, the old config keeps serving" in err
+    assert "The old mappings keep serving." in err
     assert f"{config_file}:" in err and "models.broken.provider" in err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import logging.handlers
 import signal
 import sys
 import threading
@@ -11,9 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from trayproxy import __version__
-from trayproxy.config import Config, ConfigError, ensure_config_file, load_file
-from trayproxy.paths import config_path
-from trayproxy.server import ProxyServer, ServerError, format_host
+from trayproxy.app import App, Overrides
+from trayproxy.config import Config, ConfigError, load_file
+from trayproxy.instance import InstanceLock
+from trayproxy.paths import app_paths, config_path
+from trayproxy.server import format_host
 from trayproxy.table import render_table
 
 log = logging.getLogger("trayproxy")
@@ -39,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     serve = sub.add_parser("serve", help="run the proxy without a tray icon until Ctrl-C")
+    parser.epilog = "Without a COMMAND, trayproxy starts the tray app (it accepts serve's options)."
     with_config(serve)
     serve.add_argument("--host", help="address to listen on (default: from config, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default: from config, 8000)")
@@ -55,8 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if not _names_a_command(args_list):
-        # Bare `trayproxy [options]` will start the tray; until then it serves headless.
+    with_tray = not _names_a_command(args_list)
+    if with_tray:
+        # Bare `trayproxy [options]`: the tray app, with serve's options.
         args_list.insert(0, "serve")
     args = parser.parse_args(args_list)
     command = args.command
@@ -65,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "config-path":
         print(config_path(args.config))
         return 0
-    return cmd_serve(args)
+    return cmd_serve(args, with_tray=with_tray)
 
 
 def _names_a_command(args: list[str]) -> bool:
@@ -118,104 +123,97 @@ def cmd_check(override: str | None) -> int:
     return 0
 
 
-# ---------------------------------------------------------------- serve
+# ---------------------------------------------------------------- serve and the tray
 
 
-def setup_logging(verbose: bool = False) -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
+def setup_logging(verbose: bool = False, log_dir: Path | None = None) -> None:
+    """Log to stderr (when there is one) and to a rotating file in the log folder."""
+    fmt = logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S")
+    handlers: list[logging.Handler] = []
+    if sys.stderr is not None:  # None in a windowed Windows build
+        stream = logging.StreamHandler()
+        stream.setFormatter(fmt)
+        handlers.append(stream)
+    if log_dir is not None:
+        try:
+            log_dir.mkdir(parents=True, exist_ok=True)
+            file_handler = logging.handlers.RotatingFileHandler(
+                log_dir / "trayproxy.log", maxBytes=2_000_000, backupCount=3, encoding="utf-8"
+            )
+            file_handler.setFormatter(
+                logging.Formatter("%(asctime)s %(levelname)-7s %(name)s %(message)s")
+            )
+            handlers.append(file_handler)
+        except OSError as exc:
+            print(f"warning: cannot write logs to {log_dir}: {exc}", file=sys.stderr)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = handlers
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     logging.getLogger("aiohttp").setLevel(logging.WARNING)
 
 
-def load_startup_config(override: str | None) -> tuple[Path, Config]:
-    """Create the template on first run, then load. Raises ConfigError."""
-    path = config_path(override)
-    if ensure_config_file(path):
-        print(
-            f"Created a config template at {path}\n"
-            "Edit it to map your model ids and set your provider keys.",
-            file=sys.stderr,
-        )
-    return path, load_file(path)
+def cmd_serve(args: argparse.Namespace, *, with_tray: bool) -> int:
+    paths = app_paths()
+    setup_logging(getattr(args, "verbose", False), paths.log_dir)
+    lock = InstanceLock(paths.state_dir)
+    if not lock.acquire():
+        url = lock.running_info().get("url")
+        where = f" at {url}" if url else ""
+        print(f"trayproxy is already running{where}.")
+        return 0
+    app = App(config_path(args.config), paths, Overrides(host=args.host, port=args.port), lock=lock)
+    try:
+        app.start()
+        if app.server is not None and app.server.host not in LOOPBACK:
+            log.warning(
+                "listening on %s: other machines on the network can use your provider keys",
+                app.server.host,
+            )
+        if with_tray:
+            from trayproxy import tray
+
+            if tray.run(app):
+                return 0
+        if app.server is None:
+            print(f"error: {app.error_detail or app.error}", file=sys.stderr)
+            return 1
+        _warn_missing_keys(app.server.config)
+        log.info("trayproxy %s running without a tray icon - Ctrl-C to stop", __version__)
+        wait_headless(app)
+        return 0
+    finally:
+        log.info("stopping (in-flight requests get up to 3 s)")
+        app.shutdown(grace=3.0)
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    setup_logging(getattr(args, "verbose", False))
-    try:
-        path, config = load_startup_config(args.config)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    changes = {}
-    if args.host:
-        changes["host"] = args.host
-    if args.port is not None:
-        changes["port"] = args.port
-    if changes:
-        config = config.with_server(**changes)
-    if config.server.host not in LOOPBACK:
-        log.warning(
-            "listening on %s: other machines on the network can use your provider keys",
-            config.server.host,
-        )
-    server = ProxyServer(config)
-    try:
-        server.start()
-    except ServerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    missing = [n for n, p in config.providers.items() if p.api_key.missing]
-    log.info(
-        "trayproxy %s serving %s (%d models from %s) - Ctrl-C to stop",
-        __version__,
-        server.base_url,
-        len(config.models),
-        path,
-    )
+def _warn_missing_keys(config: Config) -> None:
+    missing = sorted(n for n, p in config.providers.items() if p.api_key.missing)
     if missing:
-        log.warning("providers without a key: %s", ", ".join(sorted(missing)))
+        log.warning("providers without a key: %s", ", ".join(missing))
 
-    stop = threading.Event()
+
+def wait_headless(app: App) -> None:
+    """Serve until Ctrl-C or SIGTERM; SIGHUP reloads the config."""
+    wake = threading.Event()
     reload_requested = threading.Event()
 
     def on_stop(signum: int, _frame: object) -> None:
-        stop.set()
+        app.quit_requested.set()
+        wake.set()
 
     def on_hup(signum: int, _frame: object) -> None:
         reload_requested.set()
-        stop.set()
+        wake.set()
 
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGTERM, on_stop)
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, on_hup)
-    while True:
-        stop.wait()
+    while not app.quit_requested.is_set():
+        wake.wait(1.0)
+        wake.clear()
         if reload_requested.is_set():
             reload_requested.clear()
-            stop.clear()
-            _reload(server, path, changes)
-            continue
-        break
-    log.info("stopping (in-flight requests get up to 5 s)")
-    server.stop(grace=5.0)
-    return 0
-
-
-def _reload(server: ProxyServer, path: Path, changes: dict[str, object]) -> None:
-    try:
-        config = load_file(path)
-    except ConfigError as exc:
-        log.error("reload failed, the old config keeps serving: %s", exc)
-        return
-    if changes:
-        config = config.with_server(**changes)
-    old = server.config
-    if (config.server.host, config.server.port) != (old.server.host, old.server.port):
-        log.warning("host/port changes need a restart; still serving %s", server.base_url)
-        config = config.with_server(host=old.server.host, port=old.server.port)
-    server.apply(config)
-    log.info("reloaded %s: %d models", path, len(config.models))
+            notice = app.reload(source="signal")
+            if notice is not None:
+                app.notify(notice)

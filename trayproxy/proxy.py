@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from trayproxy import __version__
+from trayproxy import __version__, webui
 from trayproxy.config import Config
 from trayproxy.errors import error_response
 from trayproxy.relay import RELAY_ENDPOINTS, make_handler
@@ -147,6 +147,7 @@ def create_app(state: ProxyState) -> web.Application:
         r.add_get(prefix + "/models/{model_id:.+}", get_model)
         for endpoint in RELAY_ENDPOINTS:
             r.add_post(f"{prefix}/{endpoint}", make_handler(endpoint))
+    webui.add_routes(app)
     r.add_get("/_trayproxy/api/logs", logs_api)
     r.add_get("/_trayproxy/api/status", status_api)
     return app

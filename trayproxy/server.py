@@ -13,6 +13,7 @@ import logging
 import socket
 import sys
 import threading
+from collections.abc import Mapping
 from concurrent.futures import Future
 
 from aiohttp import web
@@ -20,7 +21,7 @@ from aiohttp import web
 from trayproxy.config import Config
 from trayproxy.logbook import Logbook
 from trayproxy.proxy import create_app
-from trayproxy.state import ProxyState
+from trayproxy.state import Action, ProxyState
 
 log = logging.getLogger("trayproxy.server")
 
@@ -45,8 +46,15 @@ def format_host(host: str) -> str:
 
 
 class ProxyServer:
-    def __init__(self, config: Config, *, logbook: Logbook | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        logbook: Logbook | None = None,
+        actions: Mapping[str, Action] | None = None,
+    ) -> None:
         self._config = config
+        self._actions = dict(actions or {})
         self.logbook = logbook or Logbook(config.server.log_size)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -102,6 +110,17 @@ class ProxyServer:
         fut = asyncio.run_coroutine_threadsafe(self._apply(config), loop)
         fut.result(timeout)
 
+    def rebind(self, host: str, port: int, timeout: float = 10.0) -> None:
+        """Move to another address without dropping requests in flight on the old one.
+
+        The new socket is bound first; if that fails (PortInUseError, ServerError) nothing
+        changes. On success the old listener closes; its open connections finish normally.
+        """
+        loop = self._loop
+        if loop is None or self._runner is None:
+            raise ServerError("the proxy is not running")
+        asyncio.run_coroutine_threadsafe(self._rebind(host, port), loop).result(timeout)
+
     def stop(self, grace: float = 5.0) -> None:
         """Stop accepting, give in-flight requests up to ``grace`` seconds, then close."""
         loop, thread = self._loop, self._thread
@@ -119,6 +138,18 @@ class ProxyServer:
         assert self._state is not None
         self._state.config = config
         self.logbook.resize(config.server.log_size)
+
+    async def _rebind(self, host: str, port: int) -> None:
+        assert self._runner is not None and self._state is not None
+        sock = _bind(host, port)
+        site = web.SockSite(self._runner, sock)
+        old = list(self._runner.sites)
+        await site.start()
+        self.host, self.port = host, sock.getsockname()[1]
+        self._state.base_url = self.base_url
+        for previous in old:
+            await previous.stop()
+        log.info("now serving %s", self.base_url)
 
     def _run(self, ready: Future[None]) -> None:
         loop = asyncio.new_event_loop()
@@ -139,7 +170,7 @@ class ProxyServer:
         self._loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
         self._grace = 5.0
-        self._state = ProxyState(config=self._config, logbook=self.logbook)
+        self._state = ProxyState(config=self._config, logbook=self.logbook, actions=self._actions)
         app = create_app(self._state)
         runner = web.AppRunner(
             app, handler_cancellation=True, access_log=None, shutdown_timeout=self._grace

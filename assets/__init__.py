@@ -1,0 +1,1 @@
+"""Icons, installed as ``trayproxy.assets``; regenerate them with ``make_icons.py``."""

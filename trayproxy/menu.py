@@ -1,0 +1,38 @@
+"""The tray menu as plain data: what the adapter shows, and the command each entry sends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+COPY_BASE_URL = "copy_base_url"
+RELOAD = "reload"
+OPEN_LOG = "open_routing_log"
+OPEN_CONFIG = "open_config"
+OPEN_LOG_FOLDER = "open_log_folder"
+QUIT = "quit"
+
+COMMANDS = (COPY_BASE_URL, RELOAD, OPEN_LOG, OPEN_CONFIG, OPEN_LOG_FOLDER, QUIT)
+
+
+@dataclass(frozen=True)
+class Entry:
+    label: str
+    command: str | None = None  # None: a line of text, not clickable
+    default: bool = False  # what a left click on the icon does
+    separator_after: bool = False
+
+    @property
+    def clickable(self) -> bool:
+        return self.command is not None
+
+
+def menu_spec(status: str, *, serving: bool) -> tuple[Entry, ...]:
+    return (
+        Entry(status, separator_after=True),
+        Entry("Copy base URL", COPY_BASE_URL),
+        Entry("Reload mappings", RELOAD),
+        Entry("Recent routing log", OPEN_LOG, default=serving, separator_after=True),
+        Entry("Open config file", OPEN_CONFIG, default=not serving),
+        Entry("Open log folder", OPEN_LOG_FOLDER, separator_after=True),
+        Entry("Quit", QUIT),
+    )

@@ -1,0 +1,210 @@
+"""The pystray adapter: the only module that imports pystray or PIL.
+
+It shows ``App.menu()`` and sends each click to ``App.dispatch`` on a worker thread (menu
+callbacks never block the GUI and never raise). If no tray can be shown it says why, once,
+and returns False so the caller keeps serving headless.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+from trayproxy import menu
+from trayproxy.app import App, Notice
+from trayproxy.assets_path import ERROR_ICON, ICON, asset
+
+log = logging.getLogger(__name__)
+
+FULL_MENU_HINT = (
+    "For the full tray menu on Linux install PyGObject (pip install PyGObject, or use a venv "
+    "with --system-site-packages and the distro's python3-gi); on GNOME also enable the "
+    "AppIndicator extension."
+)
+
+
+def unavailable_reason() -> str | None:
+    """Why no tray can be shown here, when that is known without trying."""
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        return "no graphical display (DISPLAY is not set)"
+    return None
+
+
+def _name_the_process() -> None:
+    """A stable WM class ("trayproxy") for the GTK tray window, before pystray loads GTK."""
+    try:
+        import gi
+
+        gi.require_version("GLib", "2.0")
+        from gi.repository import GLib
+
+        GLib.set_prgname("trayproxy")
+        GLib.set_application_name("trayproxy")
+    except Exception:
+        pass
+
+
+class Tray:
+    def __init__(self, app: App, pystray: Any, image_module: Any) -> None:
+        self.app = app
+        self.pystray = pystray
+        images = {}
+        for name in (ICON, ERROR_ICON):
+            with asset(name).open("rb") as fh:
+                img = image_module.open(fh)
+                img.load()
+                images[name] = img
+        self.images = images
+        self.icon = pystray.Icon(
+            "trayproxy", self._image(), "trayproxy", menu=pystray.Menu(self._items)
+        )
+        self.backend = type(self.icon).__module__.rsplit(".", 1)[-1].lstrip("_")
+        self._make_clickable()
+
+    # ------------------------------------------------------------ menu
+
+    def _image(self) -> Any:
+        return self.images[ICON if self.app.serving else ERROR_ICON]
+
+    def _items(self) -> list[Any]:
+        items: list[Any] = []
+        for entry in self.app.menu():
+            if entry.clickable:
+                items.append(
+                    self.pystray.MenuItem(
+                        entry.label, self._action(entry.command), default=entry.default
+                    )
+                )
+            else:
+                items.append(self.pystray.MenuItem(entry.label, None, enabled=False))
+            if entry.separator_after:
+                items.append(self.pystray.Menu.SEPARATOR)
+        return items
+
+    def _action(self, command: str | None) -> Any:
+        def run(icon: Any, item: Any) -> None:
+            self.click(command or "")
+
+        return run
+
+    def click(self, command: str) -> None:
+        """Handle a menu command without blocking the GUI thread; never raises."""
+        try:
+            if command == menu.QUIT:
+                self.app.request_quit()
+                self.icon.stop()
+            elif command == menu.COPY_BASE_URL:
+                self.app.dispatch(command)  # the GTK clipboard wants the GUI thread
+            else:
+                threading.Thread(
+                    target=self.app.dispatch, args=(command,), name=f"tray-{command}", daemon=True
+                ).start()
+        except Exception:
+            log.exception("tray command %s failed", command)
+
+    def refresh(self) -> None:
+        try:
+            self.icon.icon = self._image()
+            self.icon.title = self.app.status
+            self.icon.update_menu()
+        except Exception:
+            log.debug("tray refresh failed", exc_info=True)
+
+    def notify(self, notice: Notice) -> None:
+        App._log_notice(notice)
+        if not getattr(self.icon, "HAS_NOTIFICATION", False):
+            return
+        try:
+            self.icon.notify(notice.message, notice.title)
+        except Exception:
+            log.debug("notification failed", exc_info=True)
+
+    # ------------------------------------------------------------ backend quirks
+
+    def _make_clickable(self) -> None:
+        """pystray's xorg icon never asks X for button presses (pystray#151), so a click
+        does nothing. Ask for them: a left click then runs the default entry, which opens
+        the page offering every menu action."""
+        if self.backend != "xorg":
+            return
+        try:
+            from Xlib import X
+
+            window = self.icon._window
+            window.change_attributes(
+                event_mask=X.ExposureMask | X.StructureNotifyMask | X.ButtonPressMask
+            )
+            self.icon._display.flush()
+        except Exception:
+            log.warning("could not make the tray icon clickable", exc_info=True)
+
+    def _install_signal_handlers(self) -> None:
+        def stop(*_: Any) -> bool:
+            self.app.request_quit()
+            self.icon.stop()
+            return False
+
+        if self.backend in ("gtk", "appindicator"):
+            try:
+                from gi.repository import GLib
+
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, sig, stop)
+            except Exception:
+                log.debug("no GLib signal handlers", exc_info=True)
+        elif threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, stop)
+            signal.signal(signal.SIGTERM, stop)
+
+    # ------------------------------------------------------------ run
+
+    def run(self) -> None:
+        def setup(icon: Any) -> None:
+            icon.visible = True
+            self._install_signal_handlers()
+            self.refresh()
+            if self.backend == "xorg":
+                log.info("tray backend xorg: no menu; a click opens the page. %s", FULL_MENU_HINT)
+
+        if self.backend == "xorg" and threading.current_thread() is threading.main_thread():
+            self._install_signal_handlers()
+        self.icon.run(setup)
+
+
+def run(app: App) -> bool:
+    """Show the tray until Quit. False if no tray could be shown (the reason is logged)."""
+    reason = unavailable_reason()
+    if reason is None:
+        try:
+            _name_the_process()
+            import pystray
+            from PIL import Image
+
+            tray = Tray(app, pystray, Image)
+        except Exception as exc:  # Xlib raises DisplayNameError etc., not ImportError
+            reason = f"{type(exc).__name__}: {exc}"
+    if reason is not None:
+        log.warning(
+            "No system tray available (%s); trayproxy keeps serving without an icon. "
+            "Open %s/_trayproxy/ in a browser for the routing log.",
+            reason,
+            app.server.root_url if app.server else "http://127.0.0.1:8000",
+        )
+        return False
+    app.set_notifier(tray.notify)
+    app.add_listener(tray.refresh)
+    log.info("tray icon ready (backend %s)", tray.backend)
+    try:
+        tray.run()
+    except Exception as exc:
+        if not app.quit_requested.is_set():
+            log.warning("the tray icon stopped (%s); trayproxy keeps serving without it", exc)
+            return False
+        log.debug("tray exit", exc_info=True)  # GLib raises about notifications on exit
+    return app.quit_requested.is_set()
