@@ -4,7 +4,7 @@ It records every request it receives and answers from a script chosen by the ups
 name, so a test (or the Node client test) picks a behaviour through the config mapping:
 
 - any name: a normal answer; streams send ``WORDS`` one chunk each.
-- ``gated``: streams the first chunk, then waits for ``fake.gate`` before the rest.
+- ``gated...``: streams the first chunk, then waits for ``fake.gate`` before the rest.
 - ``error-400``, ``error-429``, ``error-500``: that status with an OpenAI error body.
 - ``redirect``: a 307 to another host.
 - ``slow``: waits ``fake.slow_seconds`` before answering.
@@ -219,7 +219,7 @@ class FakeUpstream:
             await resp.write(b": keep-alive comment\n\n")
             for i, word in enumerate(WORDS):
                 await send(self._chunk(endpoint, model, word, False))
-                if i == 0 and model == "gated":
+                if i == 0 and model.startswith("gated"):
                     loop = asyncio.get_running_loop()
                     await loop.run_in_executor(None, self.gate.wait, 20)
                 if i == 1 and model == "die-midstream":

@@ -8,6 +8,7 @@ menus and notices; a headless run uses the same object.
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -63,6 +64,8 @@ class App:
         self._watcher: ConfigWatcher | None = None
         self._last_watch_error: str | None = None
         self.quit_requested = threading.Event()
+        self._wake = threading.Event()
+        self._reload_requested = threading.Event()
 
     # ------------------------------------------------------------ wiring
 
@@ -263,7 +266,6 @@ class App:
             self.server.apply(new)
             self.error = None
             summary = describe_change(old, new)
-            log.info("reloaded %s: %s", self.config_path, summary)
             self._changed()
             return Notice("Mappings reloaded", summary + (f"\n{note}" if note else ""))
 
@@ -302,8 +304,35 @@ class App:
 
     def request_quit(self) -> None:
         self.quit_requested.set()
-        self._changed()
+        self._wake.set()
         return None
+
+    def install_signal_handlers(self) -> None:
+        """Ctrl-C and SIGTERM request Quit; SIGHUP asks for a reload. Main thread only."""
+
+        def on_stop(signum: int, _frame: object) -> None:
+            self.quit_requested.set()
+            self._wake.set()
+
+        def on_hup(signum: int, _frame: object) -> None:
+            self._reload_requested.set()
+            self._wake.set()
+
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGTERM, on_stop)
+        if hasattr(signal, "SIGHUP"):
+            signal.signal(signal.SIGHUP, on_hup)
+
+    def wait(self) -> None:
+        """Block the main thread until Quit, Ctrl-C or SIGTERM (see install_signal_handlers)."""
+        while not self.quit_requested.is_set():
+            self._wake.wait(0.5)  # short waits: signal handlers run between them on every OS
+            self._wake.clear()
+            if self._reload_requested.is_set():
+                self._reload_requested.clear()
+                notice = self.reload(source="signal")
+                if notice is not None:
+                    self.notify(notice)
 
     def page_actions(self) -> dict[str, Callable[[], tuple[bool, str]]]:
         """What the /_trayproxy/ page may ask for (copying is done by the browser itself)."""

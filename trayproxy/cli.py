@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import logging.handlers
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -162,6 +160,7 @@ def cmd_serve(args: argparse.Namespace, *, with_tray: bool) -> int:
         print(f"trayproxy is already running{where}.")
         return 0
     app = App(config_path(args.config), paths, Overrides(host=args.host, port=args.port), lock=lock)
+    app.install_signal_handlers()
     try:
         app.start()
         if app.server is not None and app.server.host not in LOOPBACK:
@@ -169,7 +168,7 @@ def cmd_serve(args: argparse.Namespace, *, with_tray: bool) -> int:
                 "listening on %s: other machines on the network can use your provider keys",
                 app.server.host,
             )
-        if with_tray:
+        if with_tray and not app.quit_requested.is_set():
             from trayproxy import tray
 
             if tray.run(app):
@@ -179,7 +178,7 @@ def cmd_serve(args: argparse.Namespace, *, with_tray: bool) -> int:
             return 1
         _warn_missing_keys(app.server.config)
         log.info("trayproxy %s running without a tray icon - Ctrl-C to stop", __version__)
-        wait_headless(app)
+        app.wait()
         return 0
     finally:
         log.info("stopping (in-flight requests get up to 3 s)")
@@ -190,30 +189,3 @@ def _warn_missing_keys(config: Config) -> None:
     missing = sorted(n for n, p in config.providers.items() if p.api_key.missing)
     if missing:
         log.warning("providers without a key: %s", ", ".join(missing))
-
-
-def wait_headless(app: App) -> None:
-    """Serve until Ctrl-C or SIGTERM; SIGHUP reloads the config."""
-    wake = threading.Event()
-    reload_requested = threading.Event()
-
-    def on_stop(signum: int, _frame: object) -> None:
-        app.quit_requested.set()
-        wake.set()
-
-    def on_hup(signum: int, _frame: object) -> None:
-        reload_requested.set()
-        wake.set()
-
-    signal.signal(signal.SIGINT, on_stop)
-    signal.signal(signal.SIGTERM, on_stop)
-    if hasattr(signal, "SIGHUP"):
-        signal.signal(signal.SIGHUP, on_hup)
-    while not app.quit_requested.is_set():
-        wake.wait(1.0)
-        wake.clear()
-        if reload_requested.is_set():
-            reload_requested.clear()
-            notice = app.reload(source="signal")
-            if notice is not None:
-                app.notify(notice)

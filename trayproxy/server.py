@@ -22,6 +22,7 @@ from trayproxy.config import Config
 from trayproxy.logbook import Logbook
 from trayproxy.proxy import create_app
 from trayproxy.state import Action, ProxyState
+from trayproxy.threads import leave_signals_to_the_main_thread
 
 log = logging.getLogger("trayproxy.server")
 
@@ -152,6 +153,7 @@ class ProxyServer:
         log.info("now serving %s", self.base_url)
 
     def _run(self, ready: Future[None]) -> None:
+        leave_signals_to_the_main_thread()
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         try:

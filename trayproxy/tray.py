@@ -98,7 +98,8 @@ class Tray:
         try:
             if command == menu.QUIT:
                 self.app.request_quit()
-                self.icon.stop()
+                if self.backend in ("gtk", "appindicator", "darwin", "win32"):
+                    self.icon.stop()  # else Tray.run's wait() sees quit_requested
             elif command == menu.COPY_BASE_URL:
                 self.app.dispatch(command)  # the GTK clipboard wants the GUI thread
             else:
@@ -144,37 +145,48 @@ class Tray:
         except Exception:
             log.warning("could not make the tray icon clickable", exc_info=True)
 
-    def _install_signal_handlers(self) -> None:
+    def _install_glib_signal_handlers(self) -> None:
+        """GTK's main loop owns the main thread: let GLib turn Ctrl-C/SIGTERM into Quit."""
+
         def stop(*_: Any) -> bool:
-            self.app.request_quit()
-            self.icon.stop()
+            self.click(menu.QUIT)
             return False
 
-        if self.backend in ("gtk", "appindicator"):
-            try:
-                from gi.repository import GLib
+        try:
+            from gi.repository import GLib
 
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, sig, stop)
-            except Exception:
-                log.debug("no GLib signal handlers", exc_info=True)
-        elif threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, stop)
-            signal.signal(signal.SIGTERM, stop)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, sig, stop)
+        except Exception:
+            log.debug("no GLib signal handlers", exc_info=True)
 
     # ------------------------------------------------------------ run
 
     def run(self) -> None:
+        """Until Quit. The GTK backends own the main thread; the others (xorg, and the
+        dummy backend in tests) run in a daemon thread while the main thread waits for
+        Quit or a signal: python-xlib's blocking reads can miss the wake-up that
+        pystray's stop() sends from another thread."""
+
         def setup(icon: Any) -> None:
             icon.visible = True
-            self._install_signal_handlers()
+            if self.backend in ("gtk", "appindicator"):
+                self._install_glib_signal_handlers()
             self.refresh()
             if self.backend == "xorg":
                 log.info("tray backend xorg: no menu; a click opens the page. %s", FULL_MENU_HINT)
 
-        if self.backend == "xorg" and threading.current_thread() is threading.main_thread():
-            self._install_signal_handlers()
-        self.icon.run(setup)
+        if self.backend not in ("xorg", "dummy"):
+            self.icon.run(setup)
+            return
+        thread = threading.Thread(
+            target=self.icon.run, args=(setup,), name="tray-icon", daemon=True
+        )
+        thread.start()
+        self.app.wait()
+        stopper = threading.Thread(target=self.icon.stop, name="tray-stop", daemon=True)
+        stopper.start()
+        stopper.join(2)
 
 
 def run(app: App) -> bool:

@@ -14,6 +14,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from trayproxy.threads import leave_signals_to_the_main_thread
+
 log = logging.getLogger(__name__)
 
 Signature = tuple[int, int, int] | None
@@ -58,6 +60,7 @@ class ConfigWatcher:
         self._seen = signature(self.path)
 
     def _run(self) -> None:
+        leave_signals_to_the_main_thread()
         while not self._stop.wait(self._interval):
             current = signature(self.path)
             if current == self._seen or current is None:
