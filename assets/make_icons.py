@@ -34,8 +34,9 @@ def _gradient(size: int, top: tuple[int, int, int], bottom: tuple[int, int, int]
     return img
 
 
-def _arrow(draw: ImageDraw.ImageDraw, tip: tuple[float, float], direction: tuple[float, float],
-           size: float) -> None:
+def _arrow(
+    draw: ImageDraw.ImageDraw, tip: tuple[float, float], direction: tuple[float, float], size: float
+) -> None:
     dx, dy = direction
     norm = (dx * dx + dy * dy) ** 0.5
     dx, dy = dx / norm, dy / norm
@@ -43,8 +44,11 @@ def _arrow(draw: ImageDraw.ImageDraw, tip: tuple[float, float], direction: tuple
     x, y = tip
     base = (x - dx * size, y - dy * size)
     draw.polygon(
-        [tip, (base[0] + px * size * 0.62, base[1] + py * size * 0.62),
-         (base[0] - px * size * 0.62, base[1] - py * size * 0.62)],
+        [
+            tip,
+            (base[0] + px * size * 0.62, base[1] + py * size * 0.62),
+            (base[0] - px * size * 0.62, base[1] - py * size * 0.62),
+        ],
         fill=WHITE,
     )
 
@@ -73,11 +77,12 @@ def draw_icon(error: bool = False) -> Image.Image:
     draw.line([(80 * u, 92 * u), (86 * u, 92 * u)], fill=WHITE, width=width)
     if error:
         cx, cy, rad = 96 * u, 96 * u, 30 * u
-        draw.ellipse([cx - rad - 5 * u, cy - rad - 5 * u, cx + rad + 5 * u, cy + rad + 5 * u],
-                     fill=(255, 255, 255, 255))
+        draw.ellipse(
+            [cx - rad - 5 * u, cy - rad - 5 * u, cx + rad + 5 * u, cy + rad + 5 * u],
+            fill=(255, 255, 255, 255),
+        )
         draw.ellipse([cx - rad, cy - rad, cx + rad, cy + rad], fill=(*BADGE, 255))
-        draw.rounded_rectangle([cx - 5 * u, cy - 19 * u, cx + 5 * u, cy + 6 * u], 4 * u,
-                               fill=WHITE)
+        draw.rounded_rectangle([cx - 5 * u, cy - 19 * u, cx + 5 * u, cy + 6 * u], 4 * u, fill=WHITE)
         draw.ellipse([cx - 5.5 * u, cy + 11 * u, cx + 5.5 * u, cy + 22 * u], fill=WHITE)
     return img.resize((SIZE, SIZE), Image.Resampling.LANCZOS)
 
@@ -88,8 +93,10 @@ def main() -> None:
     normal.save(HERE / "trayproxy.png")
     error.save(HERE / "trayproxy-error.png")
     big = draw_icon().resize((256, 256), Image.Resampling.LANCZOS)
-    big.save(HERE / "trayproxy.ico", sizes=[(16, 16), (24, 24), (32, 32), (48, 48), (64, 64),
-                                            (128, 128), (256, 256)])
+    big.save(
+        HERE / "trayproxy.ico",
+        sizes=[(16, 16), (24, 24), (32, 32), (48, 48), (64, 64), (128, 128), (256, 256)],
+    )
     big.resize((512, 512), Image.Resampling.LANCZOS).save(HERE / "trayproxy.icns")
     print(f"wrote icons to {HERE}")
 

@@ -1,8 +1,38 @@
 #!/usr/bin/env bash
-# Install everything the tests need into ./.venv and tests/js/node_modules, then run them.
-# Works on a fresh Debian/Ubuntu machine (as root or with sudo) and on a developer laptop.
+# Install everything the tests need, then run them all:
+#   - Debian/Ubuntu packages for the real-tray tests (Xvfb, a tray host, xdotool, xclip,
+#     DBus, a notification daemon, GTK) when apt-get is available (as root or with sudo);
+#   - ./.venv with trayproxy, its test extra and PyGObject;
+#   - Continue's transport (npm, pinned in tests/js).
+# Extra arguments go to pytest (e.g. `bash scripts/test.sh -k tray -x`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+DEB_PACKAGES=(
+    xvfb xauth trayer xdotool x11-utils xclip imagemagick dbus-daemon notification-daemon
+    gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1 libgirepository1.0-dev libcairo2-dev
+    pkg-config python3-venv
+)
+command -v node >/dev/null 2>&1 || DEB_PACKAGES+=(nodejs npm)
+
+if command -v apt-get >/dev/null 2>&1; then
+    missing=()
+    for pkg in "${DEB_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+            || missing+=("$pkg")
+    done
+    if [ "${#missing[@]}" -gt 0 ]; then
+        SUDO=""
+        [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+        echo "Installing Debian packages: ${missing[*]}"
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+            "${missing[@]}" >/dev/null
+    fi
+else
+    echo "apt-get not found: install the equivalents of ${DEB_PACKAGES[*]} yourself," >&2
+    echo "or set TRAYPROXY_SKIP_DESKTOP_TESTS=1 to skip the real-tray tests." >&2
+fi
 
 PYTHON="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
@@ -10,6 +40,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'
+# PyGObject gives pystray its GTK backend (the real menu). 3.51+ needs girepository-2.0,
+# which Debian 12 does not have.
+if pkg-config --exists girepository-2.0 2>/dev/null; then
+    .venv/bin/python -m pip install --quiet PyGObject
+elif pkg-config --exists gobject-introspection-1.0 2>/dev/null; then
+    .venv/bin/python -m pip install --quiet 'PyGObject<3.51'
+fi
 
 if ! command -v node >/dev/null 2>&1; then
     echo "Node.js is needed for the Continue client test: install nodejs and npm" >&2

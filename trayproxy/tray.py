@@ -64,7 +64,7 @@ class Tray:
         self.icon = pystray.Icon(
             "trayproxy", self._image(), "trayproxy", menu=pystray.Menu(self._items)
         )
-        self.backend = type(self.icon).__module__.rsplit(".", 1)[-1].lstrip("_")
+        self.backend = _backend_name(self.icon)
         self._make_clickable()
 
     # ------------------------------------------------------------ menu
@@ -187,6 +187,14 @@ class Tray:
         stopper = threading.Thread(target=self.icon.stop, name="tray-stop", daemon=True)
         stopper.start()
         stopper.join(2)
+
+
+def _backend_name(icon: Any) -> str:
+    """'gtk', 'appindicator', 'xorg', 'darwin', 'win32' or 'dummy'."""
+    forced = os.environ.get("PYSTRAY_BACKEND")  # pystray obeys it when set
+    if forced:
+        return forced
+    return type(icon).__module__.rsplit(".", 1)[-1].lstrip("_")
 
 
 def run(app: App) -> bool:
