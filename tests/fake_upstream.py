@@ -10,6 +10,10 @@ name, so a test (or the Node client test) picks a behaviour through the config m
 - ``slow``: waits ``fake.slow_seconds`` before answering.
 - ``die-midstream``: streams two chunks, then drops the connection.
 - ``stall``: streams one chunk, then holds the connection open for ``fake.slow_seconds``.
+- ``gzip``: a JSON answer sent with ``Content-Encoding: gzip``.
+- ``plain-stream``: a gated stream sent as ``text/plain`` with status 201.
+- ``odd-headers``: a JSON answer with CORS grants and a hop-by-hop header named in
+  ``Connection``.
 """
 
 from __future__ import annotations
@@ -127,6 +131,16 @@ class FakeUpstream:
             raise web.HTTPTemporaryRedirect("http://example.invalid/v1/chat/completions")
         if model == "slow":
             await asyncio.sleep(self.slow_seconds)
+        if model == "gzip":
+            resp = self._json(endpoint, body)
+            resp.enable_compression(web.ContentCoding.gzip)
+            return resp
+        if model == "odd-headers":
+            resp = self._json(endpoint, body)
+            resp.headers["Access-Control-Allow-Origin"] = "*"
+            resp.headers["X-Hop"] = "hop-secret"
+            resp.headers["Connection"] = "keep-alive, X-Hop"
+            return resp
         if endpoint == "embeddings":
             return self._embeddings(body)
         if body.get("stream"):
@@ -209,7 +223,10 @@ class FakeUpstream:
         self, request: web.Request, endpoint: str, body: dict[str, Any]
     ) -> web.StreamResponse:
         model = body["model"]
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        if model == "plain-stream":
+            resp = web.StreamResponse(status=201, headers={"Content-Type": "text/plain"})
+        else:
+            resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
 
         async def send(obj: Any) -> None:
@@ -219,7 +236,7 @@ class FakeUpstream:
             await resp.write(b": keep-alive comment\n\n")
             for i, word in enumerate(WORDS):
                 await send(self._chunk(endpoint, model, word, False))
-                if i == 0 and model.startswith("gated"):
+                if i == 0 and (model.startswith("gated") or model == "plain-stream"):
                     loop = asyncio.get_running_loop()
                     await loop.run_in_executor(None, self.gate.wait, 20)
                 if i == 1 and model == "die-midstream":

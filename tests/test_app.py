@@ -201,7 +201,7 @@ def test_saving_the_file_reloads_it(make_app) -> None:
     tmp.write_text(good + '\n[models."saved/model"]\nprovider = "fake"\n')
     tmp.replace(path)  # how many editors save
     assert wait_for(lambda: "saved/model" in app.server.config.models)
-    assert any(n.title == "Mappings reloaded" for n in app.notices)
+    assert wait_for(lambda: any(n.title == "Mappings reloaded" for n in app.notices))
     before = len(app.notices)
     path.write_text(good + "\n[models.bad]\nprovider = 1\n")
     assert wait_for(lambda: len(app.notices) > before)

@@ -81,6 +81,18 @@ def test_check_prints_the_routing_table(config_file: Path) -> None:
     assert UPSTREAM_KEY not in out
 
 
+def test_options_may_come_before_the_command(config_file: Path) -> None:
+    result = run("--config", str(config_file), "check")
+    assert result.returncode == 0, result.stderr
+    assert f"{config_file}: valid" in result.stdout
+
+
+def test_port_out_of_range_is_refused() -> None:
+    result = run("serve", "--port", "70000")
+    assert result.returncode == 2
+    assert "must be between 0 and 65535, not 70000" in result.stderr
+
+
 def test_check_rejects_an_invalid_config(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('[providers.x]\nbase_url = "file:///etc/passwd"\n')

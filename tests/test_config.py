@@ -121,6 +121,38 @@ def test_errors_name_file_line_and_key(text: str, line: int, key: str, words: st
     assert str(err).startswith(f"cfg.toml:{line}: {key}: ")
 
 
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("http://[::1/v1", "not a valid URL"),
+        ("https://x:99999/v1", "not a valid URL"),
+        ("https://x:abc/v1", "not a valid URL"),
+        ("https://api example.com/v1", "spaces or control characters"),
+        ("https://user:pw@example.com/v1", "must not carry credentials"),
+        ("https://example.com/v1?key=1", "query string"),
+    ],
+)
+def test_bad_base_urls_are_config_errors(url: str, words: str) -> None:
+    err = error_of(SEED.replace("https://integrate.api.nvidia.com/v1", url))
+    assert err.line == 6 and err.key == "providers.nvidia.base_url"
+    assert words in str(err)
+
+
+def test_header_values_are_checked() -> None:
+    text = SEED.replace(
+        'api_key = "env:NVIDIA_API_KEY"',
+        'api_key = "env:NVIDIA_API_KEY"\nheaders = { "X-Title" = "a\\r\\nInjected: 1" }',
+    )
+    err = error_of(text)
+    assert err.key == "providers.nvidia.headers.X-Title"
+    assert "control characters" in str(err)
+
+
+def test_line_numbers_count_only_newlines() -> None:
+    text = "# a comment with \u2028 in it\n" + SEED.replace("port = 8000", 'port = "x"')
+    assert error_of(text).line == 4
+
+
 def test_toml_syntax_error_has_line() -> None:
     err = error_of(SEED.replace("port = 8000", "port = = 8000"))
     assert err.line == 3

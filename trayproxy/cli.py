@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.epilog = "Without a COMMAND, trayproxy starts the tray app (it accepts serve's options)."
     with_config(serve)
     serve.add_argument("--host", help="address to listen on (default: from config, 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to listen on (default: from config, 8000)")
+    serve.add_argument("--port", type=_port, help="port to listen on (default: from config, 8000)")
     serve.add_argument("-v", "--verbose", action="store_true", help="log debug details")
 
     check = sub.add_parser("check", help="validate the config and print the routing table")
@@ -57,10 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args_list = list(sys.argv[1:] if argv is None else argv)
-    with_tray = not _names_a_command(args_list)
+    index = _command_index(args_list)
+    with_tray = index is None and not {"-h", "--help", "--version"} & set(args_list)
     if with_tray:
         # Bare `trayproxy [options]`: the tray app, with serve's options.
         args_list.insert(0, "serve")
+    elif index:
+        args_list.insert(0, args_list.pop(index))  # `trayproxy --config X check`
     args = parser.parse_args(args_list)
     command = args.command
     if command == "check":
@@ -71,11 +74,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     return cmd_serve(args, with_tray=with_tray)
 
 
-def _names_a_command(args: list[str]) -> bool:
-    if any(a in ("-h", "--help", "--version") for a in args):
-        return True
-    first = next((a for a in args if not a.startswith("-")), None)
-    return first in COMMANDS
+_VALUE_OPTIONS = ("--config", "--host", "--port")
+
+
+def _command_index(args: list[str]) -> int | None:
+    """Where the COMMAND is in ``args`` (options may come before it), or None."""
+    skip = False
+    for i, arg in enumerate(args):
+        if skip:
+            skip = False
+        elif arg in _VALUE_OPTIONS:
+            skip = True  # its value follows
+        elif not arg.startswith("-"):
+            return i if arg in COMMANDS else None
+    return None
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 65535, not {value}")
+    return value
 
 
 # ---------------------------------------------------------------- check
@@ -99,7 +121,11 @@ def describe_config(config: Config) -> str:
         )
     prow = [(n, p.base_url, p.api_key.describe()) for n, p in sorted(config.providers.items())]
     lines.append("\n" + render_table(("PROVIDER", "BASE URL", "KEY"), prow))
-    missing = [n for n, p in sorted(config.providers.items()) if p.api_key.missing]
+    missing = [
+        n
+        for n, p in sorted(config.providers.items())
+        if p.api_key.missing or any(ref.missing for _, ref in p.headers)
+    ]
     if missing:
         lines.append(
             "\nProviders without a key (requests to them will fail): " + ", ".join(missing)

@@ -89,7 +89,7 @@ class Provider:
     name: str
     base_url: str
     api_key: KeyRef
-    headers: tuple[tuple[str, Secret], ...] = ()
+    headers: tuple[tuple[str, KeyRef], ...] = ()  # values may be secrets too
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     read_timeout: float = DEFAULT_READ_TIMEOUT
 
@@ -221,6 +221,7 @@ def _kind(value: Any) -> str:
 
 
 def _key_ref(raw: str, environ: Mapping[str, str]) -> KeyRef:
+    """``env:NAME`` (read now), a literal value, or "" for none."""
     if raw.startswith("env:"):
         name = raw[4:].strip()
         value = environ.get(name, "").strip()
@@ -265,14 +266,23 @@ def _routing(c: _Checker, raw: Any) -> RoutingSettings:
 def _base_url(c: _Checker, path: tuple[str, ...], value: str | None) -> str:
     if not value:
         raise c.fail(path, 'is required (for example "https://api.groq.com/openai/v1")')
-    parts = urlsplit(value.strip())
+    url = value.strip()
+    if any(ch.isspace() or ord(ch) < 32 or ch == "\x7f" for ch in url):
+        raise c.fail(path, f"must not contain spaces or control characters: {value!r}")
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises on a port that is not a number in range
+    except ValueError as exc:
+        raise c.fail(path, f"is not a valid URL ({exc}): {value!r}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise c.fail(path, f"must be an http:// or https:// URL, not {value!r}")
+    if port == 0:
+        raise c.fail(path, f"has port 0: {value!r}")
     if parts.query or parts.fragment:
         raise c.fail(path, "must not have a query string or fragment")
     if parts.username or parts.password:
         raise c.fail(path, "must not carry credentials; use api_key")
-    return value.strip().rstrip("/")
+    return url.rstrip("/")
 
 
 def _provider(c: _Checker, name: str, raw: Any, environ: Mapping[str, str]) -> Provider:
@@ -286,7 +296,7 @@ def _provider(c: _Checker, name: str, raw: Any, environ: Mapping[str, str]) -> P
     api_key = _key_ref((key_raw or "").strip(), environ)
     if api_key.source == "env:":
         raise c.fail((*path, "api_key"), 'names no variable: write "env:NAME"')
-    headers: list[tuple[str, Secret]] = []
+    headers: list[tuple[str, KeyRef]] = []
     if "headers" in t:
         hpath = (*path, "headers")
         for hname, hvalue in c.table(t["headers"], hpath).items():
@@ -294,8 +304,12 @@ def _provider(c: _Checker, name: str, raw: Any, environ: Mapping[str, str]) -> P
                 raise c.fail((*hpath, hname), "is not a header trayproxy can set")
             if not isinstance(hvalue, str):
                 raise c.fail((*hpath, hname), f"must be a string, not {_kind(hvalue)}")
-            ref = _key_ref(hvalue, environ)
-            headers.append((hname, ref.secret or Secret("")))
+            if any(ord(ch) < 32 or ch == "\x7f" for ch in hvalue):
+                raise c.fail((*hpath, hname), "must not contain control characters")
+            ref = _key_ref(hvalue.strip(), environ)
+            if ref.source == "none":
+                raise c.fail((*hpath, hname), "must not be empty")
+            headers.append((hname, ref))
     connect = c.number(t, path, "connect_timeout", integer=False, low=0.1, high=3600)
     read = c.number(t, path, "read_timeout", integer=False, low=1, high=86400)
     return Provider(
@@ -350,7 +364,7 @@ def parse(text: str, *, file: str = "", environ: Mapping[str, str] | None = None
         m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
         line = int(m.group(1)) if m else None
         if m is None and "(at end of document)" in msg:
-            line = max(1, len(text.splitlines()))
+            line = max(1, len(text.rstrip("\n").split("\n")))
         problem = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", msg)
         if m:
             problem += f" (column {m.group(2)})"

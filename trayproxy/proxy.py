@@ -126,7 +126,7 @@ async def _client_session(app: web.Application) -> AsyncIterator[None]:
         connector=connector,
         timeout=aiohttp.ClientTimeout(total=None),
         auto_decompress=True,
-        trust_env=True,  # honour HTTPS_PROXY / NO_PROXY like other clients on the laptop
+        trust_env=False,  # proxies come from state.proxy_for (no ~/.netrc credentials)
     )
     try:
         yield

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 from typing import Any
 
 import aiohttp
@@ -29,6 +30,20 @@ _JSON_LIMIT_FOR_USAGE = 32 * 1024 * 1024
 
 class BodyTooLarge(Exception):
     pass
+
+
+def _no_constants(name: str) -> float:
+    raise ValueError(f"{name} is not allowed in JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number out of range: {text[:40]}")
+    return value
+
+
+_MAX_MODEL_ID = 256
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
@@ -57,16 +72,29 @@ async def relay(request: web.Request, endpoint: str) -> web.StreamResponse:
     state = request.app[STATE]
     config = state.config  # read once: a reload never splits a request
     draft = RecordDraft(endpoint=endpoint)
+    state.active += 1
+    state.idle.clear()
     try:
         resp = await _relay(request, endpoint, config, state, draft)
         if not draft.status:
             draft.status = resp.status
         return resp
     except asyncio.CancelledError:
-        draft.status = 499  # nginx's "client closed request"
-        draft.error = "client disconnected"
+        if state.stopping:
+            draft.status = draft.status or 503
+            draft.error = draft.error or "trayproxy stopped while answering"
+        else:
+            draft.status = 499  # nginx's "client closed request"
+            draft.error = "client disconnected"
+        raise
+    except Exception as exc:
+        draft.status = 500
+        draft.error = f"internal error: {type(exc).__name__}"
         raise
     finally:
+        state.active -= 1
+        if not state.active:
+            state.idle.set()
         record = state.logbook.add(draft)
         log.info("%s", record.log_line())
 
@@ -91,6 +119,8 @@ async def _relay(
     limit = config.server.max_body_bytes
     try:
         raw = await read_body(request, limit)
+    except web.RequestPayloadError as exc:
+        return _fail(draft, 400, f"Could not read the request body: {exc}", code="bad_body")
     except BodyTooLarge:
         return _fail(
             draft,
@@ -101,7 +131,7 @@ async def _relay(
             headers={"Connection": "close"},
         )
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_no_constants, parse_float=_finite_float)
     except (ValueError, UnicodeDecodeError) as exc:
         return _fail(draft, 400, f"The request body is not valid JSON: {exc}", code="invalid_json")
     if not isinstance(body, dict):
@@ -116,7 +146,7 @@ async def _relay(
             code="missing_model",
             param="model",
         )
-    draft.client_model = model
+    draft.client_model = model[:_MAX_MODEL_ID]
     try:
         route = resolve(config, model)
     except UnknownModelError as exc:
@@ -152,8 +182,14 @@ async def _send(
     name = provider.name
     try:
         async with session.post(
-            up.url, data=up.body, headers=up.headers, allow_redirects=False, timeout=timeout
+            up.url,
+            data=up.body,
+            headers=up.headers,
+            allow_redirects=False,
+            timeout=timeout,
+            proxy=state.proxy_for(up.url),
         ) as resp:
+            draft.mark_first_byte()  # the status line and headers are in
             if 300 <= resp.status < 400:
                 where = resp.headers.get("Location", "?")
                 return _fail(
@@ -163,11 +199,12 @@ async def _send(
                     "trayproxy does not follow redirects. Check base_url in config.toml.",
                     code="upstream_redirect",
                 )
-            ctype = resp.headers.get("Content-Type", "")
-            if resp.status == 200 and ctype.startswith("text/event-stream"):
-                return await _stream_back(request, resp, draft, name)
+            ctype = resp.headers.get("Content-Type", "").lower()
+            if resp.status < 300 and (
+                "event-stream" in ctype or (draft.stream and "json" not in ctype)
+            ):
+                return await _stream_back(request, state, resp, draft, name)
             data = await resp.read()
-            draft.mark_first_byte()
             draft.status = resp.status
             if resp.status >= 400:
                 draft.error = error_message_from_body(data)
@@ -211,14 +248,33 @@ def _copy_headers(resp: aiohttp.ClientResponse, out: web.StreamResponse, provide
 
 
 async def _stream_back(
-    request: web.Request, resp: aiohttp.ClientResponse, draft: RecordDraft, provider: str
+    request: web.Request,
+    state: ProxyState,
+    resp: aiohttp.ClientResponse,
+    draft: RecordDraft,
+    provider: str,
 ) -> web.StreamResponse:
+    """Write each upstream chunk to the client as it arrives. Status is always 200."""
     out = web.StreamResponse(status=200)
     _copy_headers(resp, out, provider)
     out.headers["Cache-Control"] = "no-cache"
     out.headers["X-Accel-Buffering"] = "no"
     draft.status = 200
     await out.prepare(request)
+    state.streams[out] = draft  # so that a shutdown can end it with an error event
+    try:
+        return await _pump(request, resp, out, draft, provider)
+    finally:
+        state.streams.pop(out, None)
+
+
+async def _pump(
+    request: web.Request,
+    resp: aiohttp.ClientResponse,
+    out: web.StreamResponse,
+    draft: RecordDraft,
+    provider: str,
+) -> web.StreamResponse:
     watcher = StreamWatcher()
     failure: tuple[int, str, str] | None = None
     try:

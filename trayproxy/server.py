@@ -7,6 +7,7 @@ tray) use the thread-safe methods ``start``, ``apply``, ``stop``, each with a bo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import ipaddress
 import logging
@@ -19,6 +20,7 @@ from concurrent.futures import Future
 from aiohttp import web
 
 from trayproxy.config import Config
+from trayproxy.errors import sse_error_event
 from trayproxy.logbook import Logbook
 from trayproxy.proxy import create_app
 from trayproxy.state import Action, ProxyState
@@ -152,6 +154,29 @@ class ProxyServer:
             await previous.stop()
         log.info("now serving %s", self.base_url)
 
+    @staticmethod
+    async def _drain(runner: web.AppRunner, state: ProxyState, grace: float) -> None:
+        """Stop listening, let requests in flight finish for up to ``grace`` seconds, then
+        end the streams still open with an in-stream error (never a silent cut)."""
+        state.stopping = True
+        for site in list(runner.sites):
+            await site.stop()
+        if state.active:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(state.idle.wait(), grace)
+        event = sse_error_event(
+            "trayproxy is shutting down; this answer was cut short.",
+            status=503,
+            code="proxy_shutting_down",
+        )
+        for out, draft in list(state.streams.items()):
+            draft.error = "trayproxy stopped while streaming"
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(out.write(event), 0.5)
+                await asyncio.wait_for(out.write_eof(), 0.5)
+        # aiohttp cancels the handlers that remain after this short wait
+        runner._shutdown_timeout = 0.2
+
     def _run(self, ready: Future[None]) -> None:
         leave_signals_to_the_main_thread()
         loop = asyncio.new_event_loop()
@@ -191,8 +216,7 @@ class ProxyServer:
         ready.set_result(None)
         log.debug("listening on %s", self.base_url)
         await self._stopped.wait()
-        # aiohttp takes the grace period at construction; stop() may ask for another one.
-        runner._shutdown_timeout = self._grace
+        await self._drain(runner, self._state, self._grace)
         await runner.cleanup()
         log.info("stopped")
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
 
 from trayproxy.config import Config
-from trayproxy.logbook import Logbook
+from trayproxy.logbook import Logbook, RecordDraft
 
 # A desktop action the page may trigger ("reload", "open_config"...). It runs in a worker
 # thread and returns (ok, message) for the user.
@@ -27,6 +30,27 @@ class ProxyState:
     started: float = field(default_factory=time.time)
     base_url: str = ""
     actions: dict[str, Action] = field(default_factory=dict)
+    stopping: bool = False
+    active: int = 0  # relayed requests in flight
+    idle: asyncio.Event = field(default_factory=asyncio.Event)  # set when active drops to 0
+    # streams being written now, so that a shutdown can close them with an error event
+    streams: dict[web.StreamResponse, RecordDraft] = field(default_factory=dict)
+    _proxies: dict[str, str | None] = field(default_factory=dict)
+
+    def proxy_for(self, url: str) -> str | None:
+        """The HTTP(S) proxy the OS or environment asks for, per origin (cached).
+
+        aiohttp's ``trust_env`` would also read ``~/.netrc`` and send its credentials to
+        providers; this reads only the proxy settings, as urllib does.
+        """
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if origin not in self._proxies:
+            proxy = urllib.request.getproxies().get(parts.scheme)
+            if proxy and parts.hostname and urllib.request.proxy_bypass(parts.hostname):
+                proxy = None
+            self._proxies[origin] = proxy or None
+        return self._proxies[origin]
 
 
 STATE = web.AppKey("trayproxy_state", ProxyState)

@@ -58,13 +58,14 @@ class UpstreamRequest:
 
 
 class MissingKeyError(RuntimeError):
-    def __init__(self, provider: str, source: str) -> None:
+    def __init__(self, provider: str, source: str, header: str | None = None) -> None:
         self.provider = provider
         self.source = source
         name = source.removeprefix("env:")
+        what = f"a value for header {header}" if header else "an API key"
         super().__init__(
-            f"trayproxy has no API key for provider '{provider}': the environment variable "
-            f"{name} is not set. Set it and restart trayproxy, or put the key in config.toml."
+            f"trayproxy has no {what} for provider '{provider}': the environment variable "
+            f"{name} is not set. Set it and restart trayproxy, or put the value in config.toml."
         )
 
 
@@ -73,7 +74,11 @@ def endpoint_url(base_url: str, endpoint: str) -> str:
 
 
 def encode_body(body: dict[str, Any]) -> bytes:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\ud83d"): keep it as a JSON escape
+        return json.dumps(body, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
 def build(
@@ -96,8 +101,10 @@ def build(
             removed.append(lower)
     headers["content-type"] = "application/json"
     added: list[str] = []
-    for name, secret in provider.headers:
-        headers[name.lower()] = secret.reveal()
+    for name, ref in provider.headers:
+        if ref.secret is None:
+            raise MissingKeyError(provider.name, ref.source, header=name)
+        headers[name.lower()] = ref.secret.reveal()
         added.append(name.lower())
     if provider.api_key.secret:
         headers["authorization"] = "Bearer " + provider.api_key.secret.reveal()
@@ -114,5 +121,22 @@ def build(
 
 
 def response_headers(upstream: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The upstream response headers the client may see."""
-    return [(k, v) for k, v in upstream if k.lower() not in DROPPED_RESPONSE_HEADERS]
+    """The upstream response headers the client may see.
+
+    Drops hop-by-hop headers (and any that ``Connection`` names), framing and encoding
+    (recomputed here), cookies, and the provider's CORS grants (trayproxy decides those).
+    """
+    items = list(upstream)
+    named = {
+        token.strip().lower()
+        for k, v in items
+        if k.lower() == "connection"
+        for token in v.split(",")
+    }
+    return [
+        (k, v)
+        for k, v in items
+        if (low := k.lower()) not in DROPPED_RESPONSE_HEADERS
+        and low not in named
+        and not low.startswith("access-control-")
+    ]
