@@ -199,7 +199,9 @@ def test_client_disconnect_cancels_the_upstream_request(proxy: Proxy) -> None:
     body = json.dumps({**CHAT, "model": "fake/gated", "stream": True}).encode()
     with socket.create_connection(("127.0.0.1", proxy.server.port)) as sock:
         sock.sendall(
-            b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:"
+            + str(proxy.server.port).encode()
+            + b"\r\n"
             b"Content-Type: application/json\r\nContent-Length: "
             + str(len(body)).encode()
             + b"\r\n\r\n"
@@ -209,6 +211,7 @@ def test_client_disconnect_cancels_the_upstream_request(proxy: Proxy) -> None:
         while b"Hello" not in received:  # wait for the first chunk
             data = sock.recv(65536)
             assert data, "connection closed before the first chunk"
+            assert not received.startswith(b"HTTP/1.1 4"), received
             received += data
     # the client is gone: trayproxy must drop the upstream request, not wait for the gate
     assert proxy.upstream.disconnected.wait(5)

@@ -34,7 +34,9 @@ DEFAULT_READ_TIMEOUT = 600.0
 DEFAULT_LOG_SIZE = 500
 
 SECTIONS = frozenset({"server", "routing", "providers", "models"})
-SERVER_KEYS = frozenset({"host", "port", "max_body_mb", "watch_config", "log_size"})
+SERVER_KEYS = frozenset(
+    {"host", "port", "max_body_mb", "watch_config", "log_size", "allowed_origins", "allowed_hosts"}
+)
 ROUTING_KEYS = frozenset({"provider_prefix"})
 PROVIDER_KEYS = frozenset({"base_url", "api_key", "headers", "connect_timeout", "read_timeout"})
 MODEL_KEYS = frozenset({"provider", "model", "max_context_size", "max_output_tokens"})
@@ -112,6 +114,8 @@ class ServerSettings:
     max_body_mb: int = DEFAULT_MAX_BODY_MB
     watch_config: bool = True
     log_size: int = DEFAULT_LOG_SIZE
+    allowed_origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
 
     @property
     def max_body_bytes(self) -> int:
@@ -245,6 +249,20 @@ def _server(c: _Checker, raw: Any) -> ServerSettings:
     body = c.number(t, path, "max_body_mb", integer=True, low=1, high=4096)
     watch = c.boolean(t, path, "watch_config")
     log_size = c.number(t, path, "log_size", integer=True, low=10, high=100_000)
+    origins = _string_list(c, t, path, "allowed_origins")
+    for i, origin in enumerate(origins):
+        parts = urlsplit(origin)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.netloc
+            or parts.path not in ("", "/")
+            or origin.endswith("/")
+        ):
+            raise c.fail(
+                (*path, "allowed_origins"),
+                f'item {i + 1} must be an origin like "http://localhost:3000", not {origin!r}',
+            )
+    hosts = _string_list(c, t, path, "allowed_hosts")
     d = ServerSettings()
     return ServerSettings(
         host=d.host if host is None else host.strip(),
@@ -252,7 +270,16 @@ def _server(c: _Checker, raw: Any) -> ServerSettings:
         max_body_mb=d.max_body_mb if body is None else body,
         watch_config=d.watch_config if watch is None else watch,
         log_size=d.log_size if log_size is None else log_size,
+        allowed_origins=tuple(origins),
+        allowed_hosts=tuple(h.strip().lower() for h in hosts),
     )
+
+
+def _string_list(c: _Checker, t: dict[str, Any], path: tuple[str, ...], key: str) -> list[str]:
+    value = t.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise c.fail((*path, key), "must be a list of non-empty strings")
+    return [v.strip() for v in value]
 
 
 def _routing(c: _Checker, raw: Any) -> RoutingSettings:

@@ -13,6 +13,7 @@ from aiohttp import web
 from trayproxy import __version__, webui
 from trayproxy.config import Config
 from trayproxy.errors import error_response
+from trayproxy.guard import guard
 from trayproxy.relay import RELAY_ENDPOINTS, make_handler
 from trayproxy.routing import UnknownModelError, resolve
 from trayproxy.state import STATE, ProxyState
@@ -136,7 +137,7 @@ async def _client_session(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(state: ProxyState) -> web.Application:
-    app = web.Application(middlewares=[json_errors])
+    app = web.Application(middlewares=[json_errors, guard])
     app[STATE] = state
     app.cleanup_ctx.append(_client_session)
     r = app.router
