@@ -173,6 +173,38 @@ def test_first_run_writes_the_template_then_serves(tmp_path: Path) -> None:
     assert proc.returncode == 0
 
 
+def test_a_second_launch_says_already_running(config_file: Path) -> None:
+    port = free_port()
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "trayproxy",
+            "serve",
+            "--config",
+            str(config_file),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until_serving(f"http://127.0.0.1:{port}/v1", first)
+        env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+        for args in ((), ("serve", "--port", str(free_port()))):
+            second = run(*args, env=env)
+            assert second.returncode == 0
+            assert second.stdout.strip() == (
+                f"trayproxy is already running at http://127.0.0.1:{port}/v1."
+            )
+        assert first.poll() is None  # the first one is untouched
+    finally:
+        first.terminate()
+        first.communicate(timeout=15)
+
+
 def test_serve_with_invalid_config_says_where(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('[server]\nport = "eight thousand"\n')
