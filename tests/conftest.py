@@ -15,7 +15,7 @@ from tests.fake_upstream import FakeUpstream
 from trayproxy.config import parse
 from trayproxy.server import ProxyServer
 
-UPSTREAM_KEY = "sk-upstream-SECRET-4242"
+UPSTREAM_KEY = "sk-tp-9f3Kq7Zx2LmW8vR4hJ6c"
 CLIENT_KEY = "client-key-should-not-travel"
 
 _SCRUB_SUFFIXES = ("_API_KEY", "_PROXY")

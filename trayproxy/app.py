@@ -17,6 +17,7 @@ from typing import Any
 
 from trayproxy import desktop, menu
 from trayproxy.config import Config, ConfigError, ensure_config_file, load_file
+from trayproxy.history import History
 from trayproxy.instance import InstanceLock
 from trayproxy.paths import Paths
 from trayproxy.server import PortInUseError, ProxyServer, ServerError
@@ -56,6 +57,7 @@ class App:
 
     def __post_init__(self) -> None:
         self.server: ProxyServer | None = None
+        self.history: History | None = None
         self.error: str | None = None  # what stops us serving, for the status line
         self.error_detail: str | None = None  # the whole message
         self._reload_lock = threading.Lock()
@@ -145,8 +147,23 @@ class App:
         self._start_watcher()
         self._changed()
 
+    def _history(self, config: Config) -> History:
+        if self.history is None:
+            self.history = History(
+                self.paths.data_dir / "history.db",
+                days=config.history.days,
+                on_problem=lambda message: self.notify(
+                    Notice("Routing history", message, ok=False)
+                ),
+            )
+            self.history.start()
+        self.history.days = config.history.days
+        return self.history
+
     def _start_server(self, config: Config) -> bool:
-        server = ProxyServer(config, actions=self.page_actions())
+        history = self._history(config)
+        server = ProxyServer(config, actions=self.page_actions(), history=history)
+        server.logbook.subscribe(history.add)
         try:
             server.start()
         except PortInUseError:
@@ -201,6 +218,8 @@ class App:
             self._watcher = None
         if self.server is not None:
             self.server.stop(grace=grace)
+        if self.history is not None:
+            self.history.stop()  # writes what is queued
         if self.lock is not None:
             self.lock.release()
 
@@ -264,6 +283,7 @@ class App:
                 if note.startswith("Still"):
                     new = new.with_server(host=old.server.host, port=old.server.port)
             self.server.apply(new)
+            self._history(new)
             self.error = None
             summary = describe_change(old, new)
             self._changed()

@@ -20,7 +20,7 @@ from trayproxy.table import render_table
 log = logging.getLogger("trayproxy")
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
-COMMANDS = ("serve", "check", "config-path")
+COMMANDS = ("serve", "check", "config-path", "logs", "usage")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +51,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     path = sub.add_parser("config-path", help="print where the config file is")
     with_config(path)
+
+    logs = sub.add_parser("logs", help="print recent requests from the routing history")
+    logs.add_argument(
+        "-n", "--lines", type=int, default=20, metavar="N", help="how many (default: %(default)s)"
+    )
+    logs.add_argument(
+        "-f", "--follow", action="store_true", help="keep printing new requests until Ctrl-C"
+    )
+
+    usage = sub.add_parser("usage", help="requests, errors, tokens and latency per model")
+    usage.add_argument(
+        "--days",
+        type=int,
+        default=7,
+        metavar="N",
+        help="the period, in days (default: %(default)s)",
+    )
     return parser
 
 
@@ -71,6 +88,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "config-path":
         print(config_path(args.config))
         return 0
+    if command == "logs":
+        from trayproxy.report import cmd_logs
+
+        return cmd_logs(app_paths().data_dir / "history.db", args.lines, args.follow)
+    if command == "usage":
+        from trayproxy.report import cmd_usage
+
+        return cmd_usage(app_paths().data_dir / "history.db", args.days)
     return cmd_serve(args, with_tray=with_tray)
 
 

@@ -33,7 +33,8 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 600.0
 DEFAULT_LOG_SIZE = 500
 
-SECTIONS = frozenset({"server", "routing", "providers", "models"})
+SECTIONS = frozenset({"server", "routing", "history", "providers", "models"})
+HISTORY_KEYS = frozenset({"days"})
 SERVER_KEYS = frozenset(
     {"host", "port", "max_body_mb", "watch_config", "log_size", "allowed_origins", "allowed_hosts"}
 )
@@ -123,6 +124,11 @@ class ServerSettings:
 
 
 @dataclass(frozen=True)
+class HistorySettings:
+    days: int = 30  # how long the routing history is kept
+
+
+@dataclass(frozen=True)
 class RoutingSettings:
     provider_prefix: bool = True
 
@@ -135,9 +141,18 @@ def _frozen(d: dict[str, Any]) -> Mapping[str, Any]:
 class Config:
     server: ServerSettings = field(default_factory=ServerSettings)
     routing: RoutingSettings = field(default_factory=RoutingSettings)
+    history: HistorySettings = field(default_factory=HistorySettings)
     providers: Mapping[str, Provider] = field(default_factory=lambda: _frozen({}))
     models: Mapping[str, ModelMapping] = field(default_factory=lambda: _frozen({}))
     source: str = ""
+
+    def secret_values(self) -> list[str]:
+        """Every key and secret header value, for redaction."""
+        found = []
+        for provider in self.providers.values():
+            refs = [provider.api_key, *(ref for _, ref in provider.headers)]
+            found += [r.secret.reveal() for r in refs if r.secret and r.source != "none"]
+        return found
 
     def with_server(self, **changes: Any) -> Config:
         from dataclasses import replace
@@ -290,6 +305,14 @@ def _routing(c: _Checker, raw: Any) -> RoutingSettings:
     return RoutingSettings(provider_prefix=True if prefix is None else prefix)
 
 
+def _history(c: _Checker, raw: Any) -> HistorySettings:
+    path = ("history",)
+    t = c.table(raw, path)
+    c.only_keys(t, path, HISTORY_KEYS)
+    days = c.number(t, path, "days", integer=True, low=1, high=3650)
+    return HistorySettings(days=30 if days is None else days)
+
+
 def _base_url(c: _Checker, path: tuple[str, ...], value: str | None) -> str:
     if not value:
         raise c.fail(path, 'is required (for example "https://api.groq.com/openai/v1")')
@@ -400,6 +423,7 @@ def parse(text: str, *, file: str = "", environ: Mapping[str, str] | None = None
     c.only_keys(data, (), SECTIONS)
     server = _server(c, data.get("server", {}))
     routing = _routing(c, data.get("routing", {}))
+    history = _history(c, data.get("history", {}))
     providers = {
         name: _provider(c, name, raw, env)
         for name, raw in c.table(data.get("providers", {}), ("providers",)).items()
@@ -411,6 +435,7 @@ def parse(text: str, *, file: str = "", environ: Mapping[str, str] | None = None
     return Config(
         server=server,
         routing=routing,
+        history=history,
         providers=_frozen(providers),
         models=_frozen(models),
         source=file,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import secrets
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class RouteRecord:
     id: int
+    uid: str  # unique across restarts: "<run>-<id>"
     time: float  # Unix time the request arrived
     endpoint: str  # "chat/completions"
     client_model: str | None
@@ -33,6 +35,7 @@ class RouteRecord:
     error: str | None = None
     upstream_url: str | None = None
     rewrites: tuple[str, ...] = ()
+    error_body: str | None = None  # the upstream's error answer, redacted, at most 4 KiB
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -48,7 +51,7 @@ class RouteRecord:
             else "-"
         )
         line = (
-            f"{self.endpoint} {self.client_model or '-'} -> {target} "
+            f"{self.endpoint} {_printable(self.client_model or '-')} -> {_printable(target)} "
             f"{'stream' if self.stream else 'json'} {self.status} "
             f"ttfb={ttfb} total={self.duration_ms:.0f}ms tokens={tokens}"
         )
@@ -57,6 +60,13 @@ class RouteRecord:
         if self.error:
             line += f" error={self.error[:200]!r}"
         return line
+
+
+def _printable(text: str) -> str:
+    """Model ids come from clients: keep one record on one log line."""
+    if text.isprintable():
+        return text
+    return text.encode("unicode_escape").decode("ascii")
 
 
 def _n(value: int | None) -> str:
@@ -82,19 +92,26 @@ class RecordDraft:
     error: str | None = None
     upstream_url: str | None = None
     rewrites: list[str] = field(default_factory=list)
+    error_body: str | None = None
 
     def mark_first_byte(self) -> None:
         if self.ttfb_ms is None:
             self.ttfb_ms = (perf_counter() - self.started) * 1000
 
-    def finish(self, record_id: int) -> RouteRecord:
+    def finish(
+        self, record_id: int, run: str = "0", redact: Callable[[str], str] = str
+    ) -> RouteRecord:
+        def hide(text: str | None) -> str | None:
+            return None if text is None else redact(text)
+
         return RouteRecord(
             id=record_id,
+            uid=f"{run}-{record_id}",
             time=self.time,
             endpoint=self.endpoint,
-            client_model=self.client_model,
+            client_model=hide(self.client_model),
             provider=self.provider,
-            upstream_model=self.upstream_model,
+            upstream_model=hide(self.upstream_model),
             rule=self.rule,
             stream=self.stream,
             status=self.status,
@@ -102,9 +119,10 @@ class RecordDraft:
             duration_ms=round((perf_counter() - self.started) * 1000, 1),
             prompt_tokens=self.prompt_tokens,
             completion_tokens=self.completion_tokens,
-            error=self.error,
+            error=hide(self.error),
             upstream_url=self.upstream_url,
             rewrites=tuple(self.rewrites),
+            error_body=hide(self.error_body),
         )
 
 
@@ -119,6 +137,8 @@ class Logbook:
         self._records: deque[RouteRecord] = deque(maxlen=size)
         self._ids = itertools.count(1)
         self._subscribers: list[Subscriber] = []
+        self.run = secrets.token_hex(4)  # tells this run's records from earlier ones
+        self.redact: Callable[[str], str] = str  # set from the config's secrets
 
     @property
     def size(self) -> int:
@@ -131,7 +151,7 @@ class Logbook:
 
     def add(self, draft: RecordDraft) -> RouteRecord:
         with self._lock:
-            record = draft.finish(next(self._ids))
+            record = draft.finish(next(self._ids), self.run, self.redact)
             self._records.append(record)
             subscribers = list(self._subscribers)
         for callback in subscribers:

@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from trayproxy import __version__, webui
+from trayproxy import __version__, logapi, webui
 from trayproxy.config import Config
 from trayproxy.errors import error_response
 from trayproxy.guard import guard
@@ -90,17 +90,6 @@ async def index(request: web.Request) -> web.Response:
     )
 
 
-async def logs_api(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    try:
-        limit = int(request.query.get("limit", "100"))
-    except ValueError:
-        return error_response(400, "limit must be an integer", code="invalid_limit", param="limit")
-    limit = max(1, min(limit, state.logbook.size or 1))
-    records = [r.to_dict() for r in state.logbook.recent(limit)]
-    return web.json_response({"object": "list", "data": records})
-
-
 async def status_api(request: web.Request) -> web.Response:
     state = request.app[STATE]
     config = state.config
@@ -116,6 +105,11 @@ async def status_api(request: web.Request) -> web.Response:
                 for name, p in config.providers.items()
             },
             "started": state.started,
+            "history": (
+                None
+                if state.history is None
+                else {"path": str(state.history.path), "problem": state.history.problem}
+            ),
         }
     )
 
@@ -149,6 +143,6 @@ def create_app(state: ProxyState) -> web.Application:
         for endpoint in RELAY_ENDPOINTS:
             r.add_post(f"{prefix}/{endpoint}", make_handler(endpoint))
     webui.add_routes(app)
-    r.add_get("/_trayproxy/api/logs", logs_api)
+    logapi.add_routes(app)
     r.add_get("/_trayproxy/api/status", status_api)
     return app

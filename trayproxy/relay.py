@@ -208,6 +208,7 @@ async def _send(
             draft.status = resp.status
             if resp.status >= 400:
                 draft.error = error_message_from_body(data)
+                draft.error_body = data[:4096].decode("utf-8", "replace")
             elif len(data) <= _JSON_LIMIT_FOR_USAGE:
                 usage = usage_from_body(data)
                 if usage:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
+REDACTED = "[redacted]"
+SLICE = 8
+
 
 class Secret:
     __slots__ = ("_value",)
@@ -30,3 +35,30 @@ class Secret:
 
     def __reduce__(self) -> object:
         raise TypeError("a Secret cannot be pickled")
+
+
+def redactor(secrets: Iterable[str]) -> Callable[[str], str]:
+    """A function that hides every secret, and every 8-character slice of one, in a text.
+
+    Providers echo parts of a rejected key in their error messages ("Incorrect API key
+    provided: sk-abc...xyz"); slices catch those too.
+    """
+    needles: set[str] = set()
+    for value in secrets:
+        if len(value) < SLICE:
+            if value:
+                needles.add(value)
+            continue
+        needles.add(value)
+        needles.update(value[i : i + SLICE] for i in range(len(value) - SLICE + 1))
+    ordered = sorted(needles, key=len, reverse=True)
+
+    def redact(text: str) -> str:
+        if not ordered or not text:
+            return text
+        for needle in ordered:
+            if needle in text:
+                text = text.replace(needle, REDACTED)
+        return text
+
+    return redact

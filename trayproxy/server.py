@@ -21,8 +21,10 @@ from aiohttp import web
 
 from trayproxy.config import Config
 from trayproxy.errors import sse_error_event
+from trayproxy.history import History
 from trayproxy.logbook import Logbook
 from trayproxy.proxy import create_app
+from trayproxy.secret import redactor
 from trayproxy.state import Action, ProxyState
 from trayproxy.threads import leave_signals_to_the_main_thread
 
@@ -55,10 +57,13 @@ class ProxyServer:
         *,
         logbook: Logbook | None = None,
         actions: Mapping[str, Action] | None = None,
+        history: History | None = None,
     ) -> None:
+        self.history = history
         self._config = config
         self._actions = dict(actions or {})
         self.logbook = logbook or Logbook(config.server.log_size)
+        self.logbook.redact = redactor(config.secret_values())
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._state: ProxyState | None = None
@@ -141,6 +146,7 @@ class ProxyServer:
         assert self._state is not None
         self._state.config = config
         self.logbook.resize(config.server.log_size)
+        self.logbook.redact = redactor(config.secret_values())
 
     async def _rebind(self, host: str, port: int) -> None:
         assert self._runner is not None and self._state is not None
@@ -197,7 +203,9 @@ class ProxyServer:
         self._loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
         self._grace = 5.0
-        self._state = ProxyState(config=self._config, logbook=self.logbook, actions=self._actions)
+        self._state = ProxyState(
+            config=self._config, logbook=self.logbook, actions=self._actions, history=self.history
+        )
         app = create_app(self._state)
         runner = web.AppRunner(
             app, handler_cancellation=True, access_log=None, shutdown_timeout=self._grace

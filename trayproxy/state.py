@@ -13,6 +13,7 @@ import aiohttp
 from aiohttp import web
 
 from trayproxy.config import Config
+from trayproxy.history import History
 from trayproxy.logbook import Logbook, RecordDraft
 
 # A desktop action the page may trigger ("reload", "open_config"...). It runs in a worker
@@ -29,6 +30,7 @@ class ProxyState:
     session: aiohttp.ClientSession | None = None
     started: float = field(default_factory=time.time)
     base_url: str = ""
+    history: History | None = None
     actions: dict[str, Action] = field(default_factory=dict)
     stopping: bool = False
     active: int = 0  # relayed requests in flight

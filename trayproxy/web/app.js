@@ -1,14 +1,17 @@
-// trayproxy's routing-log page. Everything that comes from requests is set with
-// textContent, never as HTML.
+// trayproxy's routing-log page. Everything that comes from requests (model ids, error
+// bodies, headers) is put in the page with textContent, never parsed as HTML.
 "use strict";
 
+const API = "/_trayproxy/api";
+const MAX_ROWS = 500;
 const $ = (sel) => document.querySelector(sel);
+const state = { rows: [], period: "period", usage: null, filters: {}, models: new Set(), providers: new Set() };
 
-function cell(text, cls) {
-  const td = document.createElement("td");
-  td.textContent = text;
-  if (cls) td.className = cls;
-  return td;
+function el(tag, text, cls) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = text;
+  if (cls) node.className = cls;
+  return node;
 }
 
 function ms(v) {
@@ -16,48 +19,231 @@ function ms(v) {
   return v >= 1000 ? (v / 1000).toFixed(2) + " s" : Math.round(v) + " ms";
 }
 
-function tokens(r) {
-  if (r.prompt_tokens === null && r.completion_tokens === null) return "–";
-  const f = (v) => (v === null ? "?" : v.toLocaleString());
-  return f(r.prompt_tokens) + " / " + f(r.completion_tokens);
+function num(v) {
+  return v === null || v === undefined ? "–" : Number(v).toLocaleString();
 }
 
-function row(r) {
-  const tr = document.createElement("tr");
-  tr.appendChild(cell(new Date(r.time * 1000).toLocaleTimeString()));
-  tr.appendChild(cell(r.client_model || "–", "model"));
-  const target = cell(r.provider ? r.provider + " / " : "–", "model");
-  if (r.upstream_model) {
-    const sub = document.createElement("span");
-    sub.className = "sub";
-    sub.textContent = r.upstream_model;
-    target.appendChild(sub);
-  }
+function tokens(r) {
+  if (r.prompt_tokens === null && r.completion_tokens === null) return "–";
+  return num(r.prompt_tokens) + " / " + num(r.completion_tokens);
+}
+
+function failed(r) {
+  return r.status >= 400 || r.error !== null;
+}
+
+function matches(r) {
+  const f = state.filters;
+  if (f.model && r.client_model !== f.model) return false;
+  if (f.provider && r.provider !== f.provider) return false;
+  if (f.status === "ok" && failed(r)) return false;
+  if (f.status === "error" && !failed(r)) return false;
+  return true;
+}
+
+// ---------------------------------------------------------------- the request table
+
+function row(r, fresh) {
+  const tr = el("tr", null, fresh ? "new" : "");
+  tr.dataset.uid = r.uid;
+  tr.appendChild(el("td", new Date(r.time * 1000).toLocaleTimeString(), "time"));
+  tr.appendChild(el("td", r.client_model || "–", "model"));
+  const target = el("td", r.provider ? r.provider + " / " : "–", "model");
+  if (r.upstream_model) target.appendChild(el("span", r.upstream_model, "sub"));
   tr.appendChild(target);
-  tr.appendChild(cell(r.endpoint));
-  tr.appendChild(cell(r.stream ? "yes" : "no"));
-  tr.appendChild(cell(String(r.status), "status s" + String(r.status)[0]));
-  tr.appendChild(cell(ms(r.ttfb_ms), "num"));
-  tr.appendChild(cell(ms(r.duration_ms), "num"));
-  tr.appendChild(cell(tokens(r), "num"));
-  tr.appendChild(cell(r.error || "", "err"));
+  tr.appendChild(el("td", r.endpoint));
+  tr.appendChild(el("td", r.stream ? "yes" : "no"));
+  tr.appendChild(el("td", String(r.status), "status s" + String(r.status)[0]));
+  tr.appendChild(el("td", ms(r.ttfb_ms), "num"));
+  tr.appendChild(el("td", ms(r.duration_ms), "num"));
+  tr.appendChild(el("td", tokens(r), "num"));
+  const err = el("td", null, "err");
+  if (r.error) {
+    const clamp = el("div", r.error, "clamp");
+    clamp.title = r.error;
+    err.appendChild(clamp);
+  }
+  tr.appendChild(err);
+  tr.addEventListener("click", () => showDetail(r.uid));
   return tr;
 }
 
-async function refresh() {
-  try {
-    const resp = await fetch("/_trayproxy/api/logs?limit=200", { cache: "no-store" });
-    const data = await resp.json();
-    const body = $("#log tbody");
-    body.replaceChildren(...data.data.map(row));
-    $("#empty").hidden = data.data.length > 0;
-    $("#live").textContent = "live";
-    $("#live").className = "";
-  } catch (e) {
-    $("#live").textContent = "trayproxy is not answering";
-    $("#live").className = "off";
-  }
+function render() {
+  const body = $("#log tbody");
+  body.replaceChildren(...state.rows.map((r) => row(r, false)));
+  $("#empty").hidden = state.rows.length > 0;
 }
+
+function remember(r) {
+  let changed = false;
+  if (r.client_model && !state.models.has(r.client_model)) { state.models.add(r.client_model); changed = true; }
+  if (r.provider && !state.providers.has(r.provider)) { state.providers.add(r.provider); changed = true; }
+  if (changed) fillSelects();
+}
+
+function fillSelect(name, values) {
+  const select = $(`#filters select[name=${name}]`);
+  const current = select.value;
+  const options = [el("option", "all")];
+  options[0].value = "";
+  for (const v of [...values].sort()) {
+    const o = el("option", v);
+    o.value = v;
+    options.push(o);
+  }
+  select.replaceChildren(...options);
+  select.value = values.has(current) ? current : "";
+}
+
+function fillSelects() {
+  fillSelect("model", state.models);
+  fillSelect("provider", state.providers);
+}
+
+async function loadRows() {
+  const q = new URLSearchParams({ limit: "200" });
+  for (const [k, v] of Object.entries(state.filters)) if (v) q.set(k, v);
+  const resp = await fetch(`${API}/logs?${q}`, { cache: "no-store" });
+  const data = await resp.json();
+  state.rows = data.data;
+  state.rows.forEach(remember);
+  render();
+}
+
+function onRecord(r) {
+  remember(r);
+  scheduleUsage();
+  if (!matches(r)) return;
+  state.rows.unshift(r);
+  if (state.rows.length > MAX_ROWS) state.rows.length = MAX_ROWS;
+  const body = $("#log tbody");
+  body.insertBefore(row(r, true), body.firstChild);
+  while (body.children.length > MAX_ROWS) body.removeChild(body.lastChild);
+  $("#empty").hidden = true;
+}
+
+function connect() {
+  const source = new EventSource(`${API}/events`);
+  source.onopen = () => { $("#live").textContent = "live"; $("#live").className = ""; };
+  source.onerror = () => { $("#live").textContent = "reconnecting…"; $("#live").className = "off"; };
+  source.onmessage = (event) => {
+    try { onRecord(JSON.parse(event.data)); } catch (e) { /* a malformed event is skipped */ }
+  };
+}
+
+// ---------------------------------------------------------------- usage and chart
+
+let usageTimer = null;
+function scheduleUsage() {
+  if (usageTimer) return;
+  usageTimer = setTimeout(() => { usageTimer = null; loadUsage(); }, 2000);
+}
+
+async function loadUsage() {
+  try {
+    const resp = await fetch(`${API}/usage?days=7`, { cache: "no-store" });
+    state.usage = await resp.json();
+    renderUsage();
+  } catch (e) { /* keep the last one */ }
+}
+
+function renderUsage() {
+  const u = state.usage;
+  if (!u) return;
+  const body = $("#summary tbody");
+  const groups = u[state.period] || [];
+  const rows = groups.map((g) => {
+    const tr = el("tr");
+    tr.appendChild(el("td", g.model, "model"));
+    tr.appendChild(el("td", num(g.requests), "num"));
+    tr.appendChild(el("td", num(g.errors), "num" + (g.errors ? " err" : "")));
+    tr.appendChild(el("td", num(g.prompt_tokens), "num"));
+    tr.appendChild(el("td", num(g.completion_tokens), "num"));
+    tr.appendChild(el("td", ms(g.median_ms), "num"));
+    tr.appendChild(el("td", ms(g.p95_ms), "num"));
+    return tr;
+  });
+  if (!rows.length) {
+    const tr = el("tr");
+    const td = el("td", "No requests in this period.");
+    td.colSpan = 7;
+    tr.appendChild(td);
+    rows.push(tr);
+  }
+  body.replaceChildren(...rows);
+  drawChart(u.daily || []);
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+function svg(tag, attrs, text) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function drawChart(days) {
+  const chart = $("#chart");
+  const W = 420, H = 170, left = 34, bottom = 22, top = 10;
+  const plotH = H - bottom - top;
+  const max = Math.max(1, ...days.map((d) => d.requests));
+  const parts = [svg("line", { x1: left, y1: H - bottom, x2: W - 4, y2: H - bottom, class: "axis" })];
+  parts.push(svg("text", { x: left - 6, y: top + 4, "text-anchor": "end" }, String(max)));
+  parts.push(svg("text", { x: left - 6, y: H - bottom, "text-anchor": "end" }, "0"));
+  const slot = (W - left - 8) / Math.max(1, days.length);
+  days.forEach((d, i) => {
+    const x = left + 4 + i * slot;
+    const w = Math.max(4, slot - 10);
+    const okH = ((d.requests - d.errors) / max) * plotH;
+    const badH = (d.errors / max) * plotH;
+    const g = svg("g", {});
+    g.appendChild(svg("title", {}, `${d.date}: ${d.requests} requests, ${d.errors} failed, ${d.tokens.toLocaleString()} tokens`));
+    g.appendChild(svg("rect", { x, y: H - bottom - okH, width: w, height: Math.max(0, okH), class: "bar", rx: 2 }));
+    g.appendChild(svg("rect", { x, y: H - bottom - okH - badH, width: w, height: Math.max(0, badH), class: "bar bad", rx: 2 }));
+    const label = new Date(d.date + "T12:00:00").toLocaleDateString(undefined, { weekday: "short" });
+    g.appendChild(svg("text", { x: x + w / 2, y: H - 6, "text-anchor": "middle" }, label));
+    parts.push(g);
+  });
+  chart.replaceChildren(...parts);
+}
+
+// ---------------------------------------------------------------- detail
+
+function pretty(text) {
+  try { return JSON.stringify(JSON.parse(text), null, 2); } catch (e) { return text; }
+}
+
+async function showDetail(uid) {
+  const resp = await fetch(`${API}/logs/${encodeURIComponent(uid)}`, { cache: "no-store" });
+  if (!resp.ok) return;
+  const r = await resp.json();
+  const fields = [
+    ["Time", new Date(r.time * 1000).toLocaleString()],
+    ["Client model", r.client_model || "–"],
+    ["Provider", r.provider || "–"],
+    ["Upstream model", r.upstream_model || "–"],
+    ["Routed by", r.rule || "–"],
+    ["Endpoint", r.endpoint],
+    ["Upstream URL", r.upstream_url || "–"],
+    ["Stream", r.stream ? "yes" : "no"],
+    ["Status", String(r.status)],
+    ["First byte", ms(r.ttfb_ms)],
+    ["Duration", ms(r.duration_ms)],
+    ["Tokens in / out", tokens(r)],
+    ["Error", r.error || "–"],
+  ];
+  const dl = $("#detail-fields");
+  dl.replaceChildren();
+  for (const [k, v] of fields) { dl.appendChild(el("dt", k)); dl.appendChild(el("dd", v)); }
+  const rewrites = r.rewrites.length ? r.rewrites : ["nothing"];
+  $("#detail-rewrites").replaceChildren(...rewrites.map((t) => el("li", t)));
+  $("#detail-body-title").hidden = !r.error_body;
+  $("#detail-body").hidden = !r.error_body;
+  $("#detail-body").textContent = pretty(r.error_body || "");
+  $("#detail").hidden = false;
+}
+
+// ---------------------------------------------------------------- actions
 
 function notice(text, ok) {
   const n = $("#notice");
@@ -68,10 +254,8 @@ function notice(text, ok) {
 
 async function runAction(name) {
   try {
-    const resp = await fetch("/_trayproxy/api/actions/" + name, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: "{}",
+    const resp = await fetch(`${API}/actions/${name}`, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: "{}",
     });
     const data = await resp.json();
     if (data.error) notice(data.error.message, false);
@@ -79,7 +263,7 @@ async function runAction(name) {
   } catch (e) {
     notice("trayproxy did not answer: " + e, false);
   }
-  refresh();
+  loadStatus();
 }
 
 async function copyUrl() {
@@ -92,8 +276,21 @@ async function copyUrl() {
     range.selectNodeContents($("#base-url"));
     getSelection().removeAllRanges();
     getSelection().addRange(range);
-    notice("Select and copy: " + url, true);
+    notice("Press Ctrl+C (⌘C) to copy " + url, true);
   }
+}
+
+async function loadStatus() {
+  try {
+    const s = await (await fetch(`${API}/status`, { cache: "no-store" })).json();
+    $("#base-url").textContent = s.base_url;
+    $("#model-count").textContent = s.models;
+    for (const p of Object.keys(s.providers)) state.providers.add(p);
+    const models = await (await fetch("/v1/models", { cache: "no-store" })).json();
+    for (const m of models.data) state.models.add(m.id);
+    fillSelects();
+    if (s.history && s.history.problem) notice("Routing history: " + s.history.problem, false);
+  } catch (e) { /* the table still works */ }
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -101,6 +298,20 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const b of document.querySelectorAll("button[data-action]")) {
     b.addEventListener("click", () => runAction(b.dataset.action));
   }
-  refresh();
-  setInterval(refresh, 2000);
+  for (const tab of document.querySelectorAll(".tabs button")) {
+    tab.addEventListener("click", () => {
+      state.period = tab.dataset.period;
+      for (const t of document.querySelectorAll(".tabs button")) t.setAttribute("aria-selected", String(t === tab));
+      renderUsage();
+    });
+  }
+  $("#filters").addEventListener("change", (event) => {
+    state.filters[event.target.name] = event.target.value;
+    loadRows();
+  });
+  $("#detail-close").addEventListener("click", () => { $("#detail").hidden = true; });
+  document.addEventListener("keydown", (e) => { if (e.key === "Escape") $("#detail").hidden = true; });
+  loadStatus();
+  loadRows().then(connect);
+  loadUsage();
 });

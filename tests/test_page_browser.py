@@ -1,0 +1,114 @@
+"""The routing-log page in a real headless browser while requests flow through trayproxy."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import openai
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from tests.browser import chromium
+from tests.conftest import config_text, post_json
+from tests.desktop import ARTIFACTS
+from trayproxy.app import App
+from trayproxy.paths import app_paths
+
+HOSTILE = '<img src=x onerror="window.__xss=1">'
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def app(tmp_path: Path, upstream):
+    path = tmp_path / "config.toml"
+    path.write_text(config_text(upstream.url))
+    app = App(path, app_paths())
+    app.start()
+    yield app
+    app.shutdown(grace=1)
+
+
+def rows(driver) -> list[list[str]]:
+    return [
+        [td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+        for tr in driver.find_elements(By.CSS_SELECTOR, "#log tbody tr")
+    ]
+
+
+def wait(driver, predicate, timeout: float = 15):
+    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: predicate(d))
+
+
+def test_page_live_filters_chart_and_hostile_ids(app: App, tmp_path: Path) -> None:
+    client = openai.OpenAI(base_url=app.server.base_url, api_key="x", max_retries=0)
+    client.chat.completions.create(model="nvidia/kimi-k2-thinking", messages=[], stream=False)
+    ARTIFACTS.mkdir(exist_ok=True)
+    with chromium(tmp_path / "profile") as driver:
+        driver.get(app.server.root_url + "/_trayproxy/")
+        wait(driver, lambda d: d.find_element(By.ID, "live").text == "live")
+        assert len(rows(driver)) == 1
+        driver.execute_script("window.__marker = 'same page'")
+
+        # new requests appear without a reload
+        list(
+            client.chat.completions.create(
+                model="nvidia/kimi-k2-thinking",
+                messages=[],
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+        )
+        post_json(app.server.base_url + "/chat/completions", {"model": "fake/error-429"})
+        post_json(app.server.base_url + "/chat/completions", {"model": HOSTILE})
+        wait(driver, lambda d: len(rows(d)) == 4)
+        assert driver.execute_script("return window.__marker") == "same page"
+        newest = rows(driver)[0]
+        assert newest[1] == HOSTILE  # shown as text
+        assert newest[5] == "404"
+        assert driver.execute_script("return window.__xss") is None
+        assert not driver.find_elements(By.CSS_SELECTOR, "#log img")
+        stream_row = rows(driver)[3 - 1]
+        assert stream_row[0] and rows(driver)[2][4] == "yes"
+        assert rows(driver)[2][8] == "11 / 6"
+
+        # the chart and the summary are drawn
+        wait(
+            driver,
+            lambda d: any(
+                float(r.get_attribute("height")) > 0
+                for r in d.find_elements(By.CSS_SELECTOR, "#chart rect.bar")
+            ),
+        )
+        assert len(driver.find_elements(By.CSS_SELECTOR, "#chart g")) == 7
+        wait(driver, lambda d: "nvidia/kimi-k2-thinking" in d.find_element(By.ID, "summary").text)
+        driver.save_screenshot(str(ARTIFACTS / "page.png"))
+
+        # a filter
+        Select(driver.find_element(By.NAME, "status")).select_by_value("error")
+        wait(driver, lambda d: len(rows(d)) == 2)
+        assert {r[5] for r in rows(driver)} == {"404", "429"}
+        Select(driver.find_element(By.NAME, "status")).select_by_value("")
+        Select(driver.find_element(By.NAME, "model")).select_by_value("nvidia/kimi-k2-thinking")
+        wait(driver, lambda d: len(rows(d)) == 2)
+        assert {r[1] for r in rows(driver)} == {"nvidia/kimi-k2-thinking"}
+        # live rows respect the filter too
+        post_json(app.server.base_url + "/chat/completions", {"model": "fake/embed"})
+        client.chat.completions.create(model="nvidia/kimi-k2-thinking", messages=[])
+        wait(driver, lambda d: len(rows(d)) == 3)
+        assert {r[1] for r in rows(driver)} == {"nvidia/kimi-k2-thinking"}
+
+        # the detail view of a failed request
+        Select(driver.find_element(By.NAME, "model")).select_by_value("fake/error-429")
+        wait(driver, lambda d: len(rows(d)) == 1)
+        driver.find_element(By.CSS_SELECTOR, "#log tbody tr").click()
+        wait(driver, lambda d: d.find_element(By.ID, "detail").is_displayed())
+        detail = driver.find_element(By.ID, "detail").text
+        assert "fake upstream says 429" in driver.find_element(By.ID, "detail-body").text
+        assert "model: fake/error-429 → error-429" in detail
+        assert "routed by provider prefix 'fake/'" in detail
+        assert "added headers: authorization" in detail
+        assert "http://127.0.0.1:" in detail  # the upstream URL
+        time.sleep(0.3)
+        driver.save_screenshot(str(ARTIFACTS / "page-detail.png"))
