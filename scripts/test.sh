@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything the tests need, then run them all:
 #   - Debian/Ubuntu packages for the real-tray tests (Xvfb, a tray host, xdotool, xclip,
-#     DBus, a notification daemon, GTK) when apt-get is available (as root or with sudo);
+#     DBus, a notification daemon, GTK) and the browser tests (chromium, chromedriver)
+#     when apt-get is available (as root or with sudo);
 #   - ./.venv with trayproxy, its test extra and PyGObject;
 #   - Continue's transport (npm, pinned in tests/js).
 # Extra arguments go to pytest (e.g. `bash scripts/test.sh -k tray -x`).
@@ -11,7 +12,7 @@ cd "$(dirname "$0")/.."
 DEB_PACKAGES=(
     xvfb xauth trayer xdotool x11-utils xclip imagemagick dbus-daemon notification-daemon
     gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1 libgirepository1.0-dev libcairo2-dev
-    pkg-config python3-venv
+    pkg-config python3-venv chromium chromium-driver
 )
 command -v node >/dev/null 2>&1 || DEB_PACKAGES+=(nodejs npm)
 

@@ -329,12 +329,12 @@ def recent(
     if after_id is not None:
         clause += (" AND " if clause else " WHERE ") + "id > ?"
         args.append(after_id)
-        order = "ASC"
+        order = "id ASC"
     else:
-        order = "DESC"
+        order = "time DESC, id DESC"
     with reading(path) as conn:
         rows = conn.execute(
-            f"SELECT * FROM requests{clause} ORDER BY id {order} LIMIT ?", (*args, limit)
+            f"SELECT * FROM requests{clause} ORDER BY {order} LIMIT ?", (*args, limit)
         ).fetchall()
     return [_as_dict(r) for r in rows]
 

@@ -1,0 +1,290 @@
+"""The routing history: SQLite in the data folder, batched, pruned, robust."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import UPSTREAM_KEY, config_text, http, post_json
+from trayproxy import history
+from trayproxy.app import App
+from trayproxy.history import History
+from trayproxy.logbook import RecordDraft
+from trayproxy.paths import app_paths
+
+
+def draft(model: str = "m", status: int = 200, when: float | None = None, **kw) -> RecordDraft:
+    d = RecordDraft(
+        endpoint="chat/completions",
+        client_model=model,
+        provider="p",
+        upstream_model="u",
+        status=status,
+        **kw,
+    )
+    if when is not None:
+        d.time = when
+    return d
+
+
+def record(n: int, **kw):
+    return draft(**kw).finish(n, run="test")
+
+
+def test_written_in_batches_and_read_back(tmp_path: Path) -> None:
+    h = History(tmp_path / "h.db")
+    h.start()
+    for i in range(1, 1201):
+        h.add(record(i, model=f"m{i % 3}", prompt_tokens=1, completion_tokens=2))
+    assert h.flush(10)
+    h.stop()
+    rows = history.recent(tmp_path / "h.db", 5)
+    assert [r["uid"] for r in rows] == [f"test-{i}" for i in range(1200, 1195, -1)]
+    assert rows[0]["stream"] is False and rows[0]["rewrites"] == []
+    assert len(history.recent(tmp_path / "h.db", 5000, model="m1")) == 400
+    assert history.get(tmp_path / "h.db", "test-7")["client_model"] == "m1"
+
+
+def test_concurrent_writes_and_reads(tmp_path: Path) -> None:
+    h = History(tmp_path / "h.db", flush_interval=0.05)
+    h.start()
+    errors: list[BaseException] = []
+    counter = iter(range(1, 10**9))
+    lock = threading.Lock()
+
+    def writer() -> None:
+        for _ in range(300):
+            with lock:
+                n = next(counter)
+            h.add(record(n))
+
+    def reader() -> None:
+        try:
+            for _ in range(50):
+                history.recent(tmp_path / "h.db", 50)
+                history.usage(tmp_path / "h.db", 7)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer) for _ in range(3)]
+    threads += [threading.Thread(target=reader) for _ in range(2)]
+    time.sleep(0.2)  # let the database exist before the readers start
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert h.flush(10)
+    h.stop()
+    assert errors == []
+    with sqlite3.connect(tmp_path / "h.db") as conn:
+        assert conn.execute("SELECT count(*) FROM requests").fetchone()[0] == 900
+
+
+def test_retention_prunes_old_rows(tmp_path: Path) -> None:
+    h = History(tmp_path / "h.db", days=2)
+    h.start()
+    now = time.time()
+    h.add(record(1, when=now - 3 * 86400))
+    h.add(record(2, when=now - 86400))
+    h.add(record(3, when=now))
+    assert h.flush(5)
+    # the writer prunes after its first batch, then hourly
+    assert [r["uid"] for r in history.recent(tmp_path / "h.db", 10)] == ["test-3", "test-2"]
+    h.add(record(4, when=now - 5 * 86400))
+    assert h.flush(5)
+    assert len(history.recent(tmp_path / "h.db", 10)) == 3
+    assert h.prune_now() == 1
+    h.stop()
+    assert [r["uid"] for r in history.recent(tmp_path / "h.db", 10)] == ["test-3", "test-2"]
+
+
+def test_a_damaged_database_is_set_aside(tmp_path: Path) -> None:
+    path = tmp_path / "h.db"
+    path.write_bytes(b"this is not a database, just garbage " * 200)
+    problems: list[str] = []
+    h = History(path, on_problem=problems.append)
+    h.start()
+    h.add(record(1))
+    assert h.flush(5)
+    h.stop()
+    assert problems and "damaged" in problems[0]
+    aside = list(tmp_path.glob("h.db.damaged-*"))
+    assert len(aside) == 1 and aside[0].read_bytes().startswith(b"this is not")
+    assert [r["uid"] for r in history.recent(path, 10)] == ["test-1"]
+
+
+def test_an_unwritable_database_is_reported_not_fatal(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        blocker = tmp_path / "file-not-dir"
+        blocker.write_text("x")
+        path = blocker / "h.db"  # cannot create a file under a file, even as root
+    else:
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o500)
+        path = ro / "h.db"
+    problems: list[str] = []
+    h = History(path, on_problem=problems.append)
+    h.start()
+    h.add(record(1))
+    assert h.flush(5)  # gives up on the batch without blocking anyone
+    h.stop()
+    assert problems and "not being saved" in problems[0]
+
+
+def test_restart_keeps_history_and_the_page_api_merges_it(tmp_path: Path, upstream) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(config_text(upstream.url))
+    first = App(path, app_paths())
+    first.start()
+    post_json(first.server.base_url + "/chat/completions", {"model": "nvidia/kimi-k2-thinking"})
+    post_json(first.server.base_url + "/chat/completions", {"model": "fake/error-400"})
+    first.shutdown(grace=1)
+
+    second = App(path, app_paths())
+    second.start()
+    try:
+        base = second.server.root_url + "/_trayproxy/api"
+        post_json(second.server.base_url + "/chat/completions", {"model": "fake/embed"})
+        data = json.loads(http("GET", base + "/logs?limit=10")[2])["data"]
+        assert [r["client_model"] for r in data] == [
+            "fake/embed",
+            "fake/error-400",
+            "nvidia/kimi-k2-thinking",
+        ]
+        assert len({r["uid"].split("-")[0] for r in data}) == 2  # two runs
+        failed = json.loads(http("GET", base + "/logs?status=error")[2])["data"]
+        assert [r["client_model"] for r in failed] == ["fake/error-400"]
+        detail = json.loads(http("GET", base + "/logs/" + failed[0]["uid"])[2])
+        assert "fake upstream says 400" in detail["error_body"]
+        usage = json.loads(http("GET", base + "/usage?days=7")[2])
+        by_model = {g["model"]: g for g in usage["period"]}
+        assert by_model["nvidia/kimi-k2-thinking"]["prompt_tokens"] == 11
+        assert by_model["fake/error-400"]["errors"] == 1
+        assert sum(d["requests"] for d in usage["daily"]) == 3
+        assert len(usage["daily"]) == 7
+    finally:
+        second.shutdown(grace=1)
+    db = app_paths().data_dir / "history.db"
+    assert UPSTREAM_KEY.encode() not in db.read_bytes()
+
+
+def test_events_stream_pushes_new_records(tmp_path: Path, upstream) -> None:
+    import urllib.request
+
+    path = tmp_path / "config.toml"
+    path.write_text(config_text(upstream.url))
+    app = App(path, app_paths())
+    app.start()
+    try:
+        resp = urllib.request.urlopen(app.server.root_url + "/_trayproxy/api/events", timeout=10)
+        assert resp.headers["Content-Type"] == "text/event-stream"
+        assert resp.readline() == b"retry: 2000\n"
+        post_json(app.server.base_url + "/chat/completions", {"model": "fake/embed"})
+        line = b""
+        while not line.startswith(b"data: "):
+            line = resp.readline()
+        event = json.loads(line[6:])
+        assert event["client_model"] == "fake/embed" and event["status"] == 200
+        resp.close()
+    finally:
+        app.shutdown(grace=1)
+
+
+def test_page_sends_strict_security_headers(proxy) -> None:
+    for path in ("/_trayproxy/", "/_trayproxy/static/app.js"):
+        status, headers, _ = http("GET", proxy.root_url + path)
+        assert status == 200
+        assert "default-src 'none'" in headers["Content-Security-Policy"]
+        assert "script-src 'self'" in headers["Content-Security-Policy"]
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["Cache-Control"] == "no-store"
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "trayproxy", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_logs_and_usage_commands(tmp_path: Path) -> None:
+    db = app_paths().data_dir / "history.db"
+    h = History(db)
+    h.start()
+    now = time.time()
+    h.add(
+        record(
+            1,
+            model="nvidia/kimi-k2-thinking",
+            prompt_tokens=100,
+            completion_tokens=20,
+            ttfb_ms=120.0,
+            when=now - 60,
+        )
+    )
+    h.add(record(2, model="bad\nid", status=404, error="not mapped", when=now - 30))
+    h.add(
+        record(
+            3,
+            model="nvidia/kimi-k2-thinking",
+            prompt_tokens=50,
+            completion_tokens=10,
+            when=now - 2 * 86400,
+        )
+    )
+    assert h.flush(5)
+    h.stop()
+    out = run_cli("logs", "-n", "2")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().split("\n")
+    assert lines[0].split()[:3] == ["TIME", "CLIENT", "MODEL"]
+    assert "nvidia/kimi-k2-thinking" in lines[1] and "100/20" in lines[1]
+    assert "bad\\nid" in lines[2] and "404" in lines[2] and "not mapped" in lines[2]
+    # aligned columns: STATUS starts at the same place on every line
+    col = lines[0].index("STATUS")
+    assert lines[1][col : col + 3] == "200" and lines[2][col : col + 3] == "404"
+
+    usage = run_cli("usage", "--days", "7").stdout
+    assert "Today:" in usage and "Last 7 days:" in usage
+    period = usage.split("Last 7 days:")[1]
+    row = next(line for line in period.split("\n") if "nvidia/kimi-k2-thinking" in line)
+    assert row.split()[1:5] == ["2", "0", "150", "30"]
+
+
+def test_logs_follow_prints_new_requests(tmp_path: Path) -> None:
+    db = app_paths().data_dir / "history.db"
+    h = History(db, flush_interval=0.05)
+    h.start()
+    h.add(record(1, model="first"))
+    assert h.flush(5)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trayproxy", "logs", "--follow"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        assert "TIME" in proc.stdout.readline()
+        assert "first" in proc.stdout.readline()
+        h.add(record(2, model="second"))
+        assert h.flush(5)
+        assert "second" in proc.stdout.readline()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        h.stop()
+
+
+def test_logs_without_history(tmp_path: Path) -> None:
+    out = run_cli("logs")
+    assert out.returncode == 0 and "No requests in the history yet" in out.stdout
+
+
+@pytest.mark.parametrize("days", ["0", "-3"])
+def test_usage_days_are_clamped(days: str) -> None:
+    assert run_cli("usage", "--days", days).returncode == 0
