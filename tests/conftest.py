@@ -52,7 +52,8 @@ connect_timeout = 2
 [providers.impatient]
 base_url = "{upstream_url}/v1"
 api_key = "{UPSTREAM_KEY}"
-read_timeout = 1
+first_byte_timeout = 1
+idle_timeout = 1
 
 [models."nvidia/kimi-k2-thinking"]
 provider = "fake"

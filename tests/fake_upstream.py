@@ -240,6 +240,7 @@ class FakeUpstream:
                     loop = asyncio.get_running_loop()
                     await loop.run_in_executor(None, self.gate.wait, 20)
                 if i == 1 and model == "die-midstream":
+                    await asyncio.sleep(0.2)  # let the relay pass on what was sent
                     request.transport.close()  # type: ignore[union-attr]
                     return resp
                 if i == 0 and model == "stall":

@@ -31,10 +31,11 @@ def app(tmp_path: Path, upstream):
 
 
 def rows(driver) -> list[list[str]]:
-    return [
-        [td.text for td in tr.find_elements(By.TAG_NAME, "td")]
-        for tr in driver.find_elements(By.CSS_SELECTOR, "#log tbody tr")
-    ]
+    """The table as the user reads it, in one snapshot (rows are replaced while live)."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#log tbody tr')]"
+        ".map(tr => [...tr.children].map(td => td.innerText.trim()))"
+    )
 
 
 def wait(driver, predicate, timeout: float = 15):

@@ -86,8 +86,9 @@ def test_non_finite_numbers_are_refused(proxy: Proxy, value: bytes) -> None:
 
 
 def test_a_huge_model_id_is_cut_in_the_record(proxy: Proxy) -> None:
-    status, _, _ = chat(proxy, "x\n" * 5000)
-    assert status == 404
+    status, _, body = chat(proxy, "x\n" * 5000)
+    assert status == 400
+    assert json.loads(body)["error"]["code"] == "invalid_model"
     record = last_record(proxy)
     assert len(record["client_model"]) == 256
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -293,7 +294,7 @@ class App:
         assert self.server is not None
         old_url = self.server.base_url
         try:
-            self.server.rebind(new.server.host, new.server.port)
+            self.server.rebind(new.server.host, new.server.port, config=new)
         except ServerError as exc:
             return f"Still serving {old_url}: {exc}"
         self._publish()
@@ -302,8 +303,16 @@ class App:
     def open_routing_log(self) -> Notice | None:
         if self.server is None:
             return Notice("Not serving", self.error or "trayproxy is not serving", ok=False)
-        ok, why = self.desktop.open_url(self.server.root_url + "/_trayproxy/")
+        ok, why = self.desktop.open_url(self.page_url())
         return None if ok else Notice("Could not open the routing log", why, ok=False)
+
+    def page_url(self) -> str:
+        """The routing-log page; with a client token, the token rides in the fragment,
+        which browsers never send to a server or put in a referrer."""
+        assert self.server is not None
+        url = self.server.root_url + "/_trayproxy/"
+        token = self.server.config.server.token.secret
+        return url + "#token=" + urllib.parse.quote(token.reveal()) if token else url
 
     def open_config(self) -> Notice | None:
         try:

@@ -30,17 +30,29 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_MAX_BODY_MB = 64
 DEFAULT_CONNECT_TIMEOUT = 10.0
-DEFAULT_READ_TIMEOUT = 600.0
+DEFAULT_FIRST_BYTE_TIMEOUT = 600.0  # thinking models may think for minutes before answering
+DEFAULT_IDLE_TIMEOUT = 120.0  # between two stream events; keep-alive comments do not count
 DEFAULT_LOG_SIZE = 500
 
 SECTIONS = frozenset({"server", "routing", "history", "providers", "models"})
 HISTORY_KEYS = frozenset({"days"})
 SERVER_KEYS = frozenset(
-    {"host", "port", "max_body_mb", "watch_config", "log_size", "allowed_origins", "allowed_hosts"}
+    {
+        "host",
+        "port",
+        "max_body_mb",
+        "watch_config",
+        "log_size",
+        "allowed_origins",
+        "allowed_hosts",
+        "token",
+    }
 )
 ROUTING_KEYS = frozenset({"provider_prefix"})
-PROVIDER_KEYS = frozenset({"base_url", "api_key", "headers", "connect_timeout", "read_timeout"})
-MODEL_KEYS = frozenset({"provider", "model", "max_context_size", "max_output_tokens"})
+PROVIDER_KEYS = frozenset(
+    {"base_url", "api_key", "headers", "connect_timeout", "first_byte_timeout", "idle_timeout"}
+)
+MODEL_KEYS = frozenset({"provider", "model", "max_context_size", "max_output_tokens", "fallbacks"})
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -94,7 +106,8 @@ class Provider:
     api_key: KeyRef
     headers: tuple[tuple[str, KeyRef], ...] = ()  # values may be secrets too
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
-    read_timeout: float = DEFAULT_READ_TIMEOUT
+    first_byte_timeout: float = DEFAULT_FIRST_BYTE_TIMEOUT
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -106,6 +119,7 @@ class ModelMapping:
     model: str
     max_context_size: int | None = None
     max_output_tokens: int | None = None
+    fallbacks: tuple[str, ...] = ()  # other client ids to try when this one fails to start
 
 
 @dataclass(frozen=True)
@@ -117,6 +131,7 @@ class ServerSettings:
     log_size: int = DEFAULT_LOG_SIZE
     allowed_origins: tuple[str, ...] = ()
     allowed_hosts: tuple[str, ...] = ()
+    token: KeyRef = field(default_factory=lambda: KeyRef("none"))  # clients must send it
 
     @property
     def max_body_bytes(self) -> int:
@@ -152,6 +167,8 @@ class Config:
         for provider in self.providers.values():
             refs = [provider.api_key, *(ref for _, ref in provider.headers)]
             found += [r.secret.reveal() for r in refs if r.secret and r.source != "none"]
+        if self.server.token.secret:
+            found.append(self.server.token.secret.reveal())
         return found
 
     def with_server(self, **changes: Any) -> Config:
@@ -253,7 +270,7 @@ def _key_ref(raw: str, environ: Mapping[str, str]) -> KeyRef:
 # ---------------------------------------------------------------- sections
 
 
-def _server(c: _Checker, raw: Any) -> ServerSettings:
+def _server(c: _Checker, raw: Any, environ: Mapping[str, str]) -> ServerSettings:
     path = ("server",)
     t = c.table(raw, path)
     c.only_keys(t, path, SERVER_KEYS)
@@ -278,6 +295,13 @@ def _server(c: _Checker, raw: Any) -> ServerSettings:
                 f'item {i + 1} must be an origin like "http://localhost:3000", not {origin!r}',
             )
     hosts = _string_list(c, t, path, "allowed_hosts")
+    token_raw = c.string(t, path, "token")
+    token = _key_ref((token_raw or "").strip(), environ)
+    if token.missing:
+        name = token.source.removeprefix("env:")
+        raise c.fail((*path, "token"), f"reads ${name}, which is not set")
+    if token.secret is not None and len(token.secret.reveal()) < 16:
+        raise c.fail((*path, "token"), "must be at least 16 characters long")
     d = ServerSettings()
     return ServerSettings(
         host=d.host if host is None else host.strip(),
@@ -287,6 +311,7 @@ def _server(c: _Checker, raw: Any) -> ServerSettings:
         log_size=d.log_size if log_size is None else log_size,
         allowed_origins=tuple(origins),
         allowed_hosts=tuple(h.strip().lower() for h in hosts),
+        token=token,
     )
 
 
@@ -361,14 +386,16 @@ def _provider(c: _Checker, name: str, raw: Any, environ: Mapping[str, str]) -> P
                 raise c.fail((*hpath, hname), "must not be empty")
             headers.append((hname, ref))
     connect = c.number(t, path, "connect_timeout", integer=False, low=0.1, high=3600)
-    read = c.number(t, path, "read_timeout", integer=False, low=1, high=86400)
+    first = c.number(t, path, "first_byte_timeout", integer=False, low=0.1, high=86400)
+    idle = c.number(t, path, "idle_timeout", integer=False, low=0.1, high=86400)
     return Provider(
         name=name,
         base_url=base_url,
         api_key=api_key,
         headers=tuple(headers),
         connect_timeout=DEFAULT_CONNECT_TIMEOUT if connect is None else float(connect),
-        read_timeout=DEFAULT_READ_TIMEOUT if read is None else float(read),
+        first_byte_timeout=DEFAULT_FIRST_BYTE_TIMEOUT if first is None else float(first),
+        idle_timeout=DEFAULT_IDLE_TIMEOUT if idle is None else float(idle),
     )
 
 
@@ -392,12 +419,22 @@ def _model(c: _Checker, model_id: str, raw: Any, providers: Mapping[str, Provide
         raise c.fail((*path, "model"), "must not be empty")
     ctx = c.number(t, path, "max_context_size", integer=True, low=1, high=100_000_000)
     out = c.number(t, path, "max_output_tokens", integer=True, low=1, high=100_000_000)
+    fallbacks = t.get("fallbacks", [])
+    if not isinstance(fallbacks, list) or not all(
+        isinstance(f, str) and f.strip() for f in fallbacks
+    ):
+        raise c.fail(
+            (*path, "fallbacks"), 'must be a list of model ids, like ["groq/gpt-oss-120b"]'
+        )
+    if model_id in fallbacks:
+        raise c.fail((*path, "fallbacks"), "must not name the model itself")
     return ModelMapping(
         id=model_id,
         provider=provider,
         model=(upstream or model_id).strip(),
         max_context_size=ctx,
         max_output_tokens=out,
+        fallbacks=tuple(dict.fromkeys(f.strip() for f in fallbacks)),
     )
 
 
@@ -421,7 +458,7 @@ def parse(text: str, *, file: str = "", environ: Mapping[str, str] | None = None
         raise ConfigError(f"not valid TOML: {problem}", file=file, line=line) from None
     c = _Checker(text, file)
     c.only_keys(data, (), SECTIONS)
-    server = _server(c, data.get("server", {}))
+    server = _server(c, data.get("server", {}), env)
     routing = _routing(c, data.get("routing", {}))
     history = _history(c, data.get("history", {}))
     providers = {
@@ -432,6 +469,14 @@ def parse(text: str, *, file: str = "", environ: Mapping[str, str] | None = None
         mid: _model(c, mid, raw, providers)
         for mid, raw in c.table(data.get("models", {}), ("models",)).items()
     }
+    for mid, mapping in models.items():
+        for fallback in mapping.fallbacks:
+            prefix = fallback.split("/", 1)[0] if "/" in fallback else None
+            if fallback not in models and not (routing.provider_prefix and prefix in providers):
+                raise c.fail(
+                    ("models", mid, "fallbacks"),
+                    f"names {fallback!r}, which is not a configured model id",
+                )
     return Config(
         server=server,
         routing=routing,

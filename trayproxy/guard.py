@@ -9,12 +9,14 @@ right port), a browser ``Origin`` must be this server or one listed in
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
 
 from trayproxy.errors import error_response
+from trayproxy.secret import Secret
 from trayproxy.state import STATE
 
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -93,6 +95,14 @@ async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
         if origin is None:
             raise web.HTTPMethodNotAllowed("OPTIONS", ["GET", "POST"])
         return _preflight(request, origin)
+    token = server.token.secret
+    if token is not None and not _open_path(request.path) and not _has_token(request, token):
+        return error_response(
+            401,
+            "trayproxy needs its client token: send it as the API key "
+            "(Authorization: Bearer <token>) — see [server] token in config.toml.",
+            code="invalid_api_key",
+        )
     if request.method == "POST" and request.content_type != "application/json":
         return error_response(
             415,
@@ -104,6 +114,26 @@ async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Vary"] = "Origin"
     return response
+
+
+# The page's HTML, script and style carry no data: the page reads the token from its URL
+# fragment (never sent to the server) and sends it with every API call.
+_OPEN_PATHS = ("/_trayproxy/static/",)
+
+
+def _open_path(path: str) -> bool:
+    return path in ("/_trayproxy", "/_trayproxy/") or path.startswith(_OPEN_PATHS)
+
+
+def _has_token(request: web.Request, token: Secret) -> bool:
+    expected = token.reveal().encode()
+    auth = request.headers.get("Authorization", "")
+    scheme, _, value = auth.partition(" ")
+    candidates = [request.headers.get("x-api-key", "")]
+    if scheme.lower() == "bearer":
+        candidates.append(value.strip())
+    # compare every candidate, in constant time each
+    return any([hmac.compare_digest(c.encode(), expected) for c in candidates])
 
 
 def _preflight(request: web.Request, origin: str) -> web.Response:

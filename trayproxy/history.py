@@ -62,7 +62,8 @@ CREATE TABLE IF NOT EXISTS requests (
     error TEXT,
     upstream_url TEXT,
     rewrites TEXT NOT NULL DEFAULT '[]',
-    error_body TEXT
+    error_body TEXT,
+    attempts TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS requests_time ON requests (time);
 CREATE INDEX IF NOT EXISTS requests_model ON requests (client_model, time);
@@ -74,6 +75,7 @@ MAX_PENDING = 100_000
 def _row(record: RouteRecord) -> tuple[Any, ...]:
     d = record.to_dict()
     d["rewrites"] = json.dumps(d["rewrites"])
+    d["attempts"] = json.dumps(d["attempts"])
     d["stream"] = int(d["stream"])
     return tuple(d[c] for c in COLUMNS)
 
@@ -82,6 +84,7 @@ def _as_dict(row: sqlite3.Row) -> dict[str, Any]:
     d = dict(row)
     d["stream"] = bool(d["stream"])
     d["rewrites"] = json.loads(d["rewrites"] or "[]")
+    d["attempts"] = json.loads(d.get("attempts") or "[]")
     return d
 
 

@@ -36,10 +36,12 @@ class RouteRecord:
     upstream_url: str | None = None
     rewrites: tuple[str, ...] = ()
     error_body: str | None = None  # the upstream's error answer, redacted, at most 4 KiB
+    attempts: tuple[dict[str, Any], ...] = ()  # with fallbacks: every provider tried
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["rewrites"] = list(self.rewrites)
+        d["attempts"] = list(self.attempts)
         return d
 
     def log_line(self) -> str:
@@ -93,6 +95,7 @@ class RecordDraft:
     upstream_url: str | None = None
     rewrites: list[str] = field(default_factory=list)
     error_body: str | None = None
+    attempts: list[dict[str, Any]] = field(default_factory=list)
 
     def mark_first_byte(self) -> None:
         if self.ttfb_ms is None:
@@ -123,6 +126,9 @@ class RecordDraft:
             upstream_url=self.upstream_url,
             rewrites=tuple(self.rewrites),
             error_body=hide(self.error_body),
+            attempts=tuple(
+                {**a, "error": hide(a["error"])} if a.get("error") else a for a in self.attempts
+            ),
         )
 
 

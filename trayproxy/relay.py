@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import math
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
-from trayproxy import upstream
+from trayproxy import forward, upstream
 from trayproxy.config import Config
-from trayproxy.errors import error_message_from_body, error_response, sse_error_event
+from trayproxy.errors import error_response
 from trayproxy.logbook import RecordDraft
-from trayproxy.routing import UnknownModelError, resolve
+from trayproxy.routing import UnknownModelError, resolve_chain
 from trayproxy.state import STATE, ProxyState
-from trayproxy.usage import StreamWatcher, usage_from_body
 
 log = logging.getLogger("trayproxy.requests")
 
@@ -147,164 +144,26 @@ async def _relay(
             param="model",
         )
     draft.client_model = model[:_MAX_MODEL_ID]
+    if len(model) > _MAX_MODEL_ID or any(ord(ch) < 32 or ch == "\x7f" for ch in model):
+        return _fail(
+            draft,
+            400,
+            "The model id is too long or contains control characters.",
+            code="invalid_model",
+            param="model",
+        )
+    smuggled = upstream.forbidden_field(body)
+    if smuggled is not None:
+        return _fail(
+            draft,
+            400,
+            f"The request sets {smuggled!r}: trayproxy chooses the provider URL and key "
+            "from its config, never from a request.",
+            code="forbidden_parameter",
+            param=smuggled,
+        )
     try:
-        route = resolve(config, model)
+        routes = resolve_chain(config, model)
     except UnknownModelError as exc:
         return _fail(draft, 404, exc.message, code="model_not_found", param="model")
-    draft.provider = route.provider.name
-    draft.upstream_model = route.upstream_model
-    draft.rule = route.rule
-    try:
-        up = upstream.build(route, endpoint, request.headers.items(), body)
-    except upstream.MissingKeyError as exc:
-        return _fail(draft, 502, str(exc), code="provider_key_missing")
-    draft.upstream_url = up.url
-    if route.rewritten:
-        draft.rewrites.append(f"model: {route.client_model} → {route.upstream_model}")
-    if route.rule != "exact":
-        draft.rewrites.append(f"routed by provider prefix '{route.provider.name}/'")
-    draft.rewrites.extend(up.rewrites)
-    return await _send(request, state, route.provider, up, draft)
-
-
-async def _send(
-    request: web.Request,
-    state: ProxyState,
-    provider: Any,
-    up: upstream.UpstreamRequest,
-    draft: RecordDraft,
-) -> web.StreamResponse:
-    session = state.session
-    assert session is not None, "the app's client session is created at startup"
-    timeout = aiohttp.ClientTimeout(
-        total=None, sock_connect=provider.connect_timeout, sock_read=provider.read_timeout
-    )
-    name = provider.name
-    try:
-        async with session.post(
-            up.url,
-            data=up.body,
-            headers=up.headers,
-            allow_redirects=False,
-            timeout=timeout,
-            proxy=state.proxy_for(up.url),
-        ) as resp:
-            draft.mark_first_byte()  # the status line and headers are in
-            if 300 <= resp.status < 400:
-                where = resp.headers.get("Location", "?")
-                return _fail(
-                    draft,
-                    502,
-                    f"Provider '{name}' answered with a redirect ({resp.status} to {where}); "
-                    "trayproxy does not follow redirects. Check base_url in config.toml.",
-                    code="upstream_redirect",
-                )
-            ctype = resp.headers.get("Content-Type", "").lower()
-            if resp.status < 300 and (
-                "event-stream" in ctype or (draft.stream and "json" not in ctype)
-            ):
-                return await _stream_back(request, state, resp, draft, name)
-            data = await resp.read()
-            draft.status = resp.status
-            if resp.status >= 400:
-                draft.error = error_message_from_body(data)
-                draft.error_body = data[:4096].decode("utf-8", "replace")
-            elif len(data) <= _JSON_LIMIT_FOR_USAGE:
-                usage = usage_from_body(data)
-                if usage:
-                    draft.prompt_tokens = usage.prompt_tokens
-                    draft.completion_tokens = usage.completion_tokens
-            out = web.Response(status=resp.status, body=data)
-            _copy_headers(resp, out, name)
-            return out
-    except (aiohttp.ServerTimeoutError, asyncio.TimeoutError):
-        return _fail(
-            draft, 504, f"Provider '{name}' did not answer in time.", code="upstream_timeout"
-        )
-    except aiohttp.ClientConnectorError as exc:
-        return _fail(
-            draft,
-            502,
-            f"Cannot reach provider '{name}' at {_origin(up.url)}: {exc.os_error}",
-            code="upstream_unreachable",
-        )
-    except aiohttp.ClientError as exc:
-        return _fail(
-            draft,
-            502,
-            f"Provider '{name}' failed: {type(exc).__name__}: {exc}",
-            code="upstream_error",
-        )
-
-
-def _origin(url: str) -> str:
-    parts = url.split("/", 3)
-    return "/".join(parts[:3])
-
-
-def _copy_headers(resp: aiohttp.ClientResponse, out: web.StreamResponse, provider: str) -> None:
-    for key, value in upstream.response_headers(resp.headers.items()):
-        out.headers.add(key, value)
-    out.headers["x-trayproxy-provider"] = provider
-
-
-async def _stream_back(
-    request: web.Request,
-    state: ProxyState,
-    resp: aiohttp.ClientResponse,
-    draft: RecordDraft,
-    provider: str,
-) -> web.StreamResponse:
-    """Write each upstream chunk to the client as it arrives. Status is always 200."""
-    out = web.StreamResponse(status=200)
-    _copy_headers(resp, out, provider)
-    out.headers["Cache-Control"] = "no-cache"
-    out.headers["X-Accel-Buffering"] = "no"
-    draft.status = 200
-    await out.prepare(request)
-    state.streams[out] = draft  # so that a shutdown can end it with an error event
-    try:
-        return await _pump(request, resp, out, draft, provider)
-    finally:
-        state.streams.pop(out, None)
-
-
-async def _pump(
-    request: web.Request,
-    resp: aiohttp.ClientResponse,
-    out: web.StreamResponse,
-    draft: RecordDraft,
-    provider: str,
-) -> web.StreamResponse:
-    watcher = StreamWatcher()
-    failure: tuple[int, str, str] | None = None
-    try:
-        async for chunk in resp.content.iter_any():
-            draft.mark_first_byte()
-            await out.write(chunk)
-            watcher.feed(chunk)
-    except (aiohttp.ServerTimeoutError, asyncio.TimeoutError):
-        failure = (504, f"Provider '{provider}' stopped sending mid-stream.", "upstream_timeout")
-    except aiohttp.ClientPayloadError as exc:
-        failure = (502, f"Provider '{provider}' broke off the stream: {exc}", "upstream_error")
-    except aiohttp.ClientConnectionError as exc:
-        if request.transport is None or request.transport.is_closing():
-            draft.status = 499
-            draft.error = "client disconnected"
-            return out
-        failure = (502, f"Provider '{provider}' broke off the stream: {exc}", "upstream_error")
-    if watcher.usage:
-        draft.prompt_tokens = watcher.usage.prompt_tokens
-        draft.completion_tokens = watcher.usage.completion_tokens
-    if watcher.error:
-        draft.error = watcher.error
-    if failure is not None:
-        status, message, code = failure
-        draft.error = message
-        try:
-            await out.write(sse_error_event(message, status=status, code=code))
-        except (ConnectionError, aiohttp.ClientConnectionError):
-            return out
-    with contextlib.suppress(ConnectionError, aiohttp.ClientConnectionError):
-        await out.write_eof()
-    return out
+    return await forward.run(request, state, routes, endpoint, body, draft)

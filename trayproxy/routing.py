@@ -81,3 +81,16 @@ def resolve(config: Config, model: str) -> Route:
         if provider is not None and _valid_rest(rest):
             return Route(model, provider, rest, PROVIDER_PREFIX)
     raise UnknownModelError(model[:_MAX_ID], suggest(config, model), sorted(config.models))
+
+
+def resolve_chain(config: Config, model: str) -> list[Route]:
+    """The route for ``model``, then one for each of its ``fallbacks``, in order."""
+    first = resolve(config, model)
+    routes = [first]
+    mapping = config.models.get(model)
+    for fallback in mapping.fallbacks if mapping else ():
+        try:
+            routes.append(resolve(config, fallback))
+        except UnknownModelError:
+            continue  # validated at load time; a prefix route can vanish on reload
+    return routes

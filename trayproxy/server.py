@@ -94,6 +94,7 @@ class ProxyServer:
         """Bind and start serving. Raises PortInUseError / ServerError with a clear message."""
         if self._thread is not None:
             raise ServerError("the proxy is already started")
+        check_exposure(self.host, self._config)
         ready: Future[None] = Future()
         self._thread = threading.Thread(
             target=self._run, args=(ready,), name="trayproxy-loop", daemon=True
@@ -118,7 +119,9 @@ class ProxyServer:
         fut = asyncio.run_coroutine_threadsafe(self._apply(config), loop)
         fut.result(timeout)
 
-    def rebind(self, host: str, port: int, timeout: float = 10.0) -> None:
+    def rebind(
+        self, host: str, port: int, timeout: float = 10.0, config: Config | None = None
+    ) -> None:
         """Move to another address without dropping requests in flight on the old one.
 
         The new socket is bound first; if that fails (PortInUseError, ServerError) nothing
@@ -127,6 +130,7 @@ class ProxyServer:
         loop = self._loop
         if loop is None or self._runner is None:
             raise ServerError("the proxy is not running")
+        check_exposure(host, config or self._config)
         asyncio.run_coroutine_threadsafe(self._rebind(host, port), loop).result(timeout)
 
     def stop(self, grace: float = 5.0) -> None:
@@ -227,6 +231,21 @@ class ProxyServer:
         await self._drain(runner, self._state, self._grace)
         await runner.cleanup()
         log.info("stopped")
+
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def check_exposure(host: str, config: Config) -> None:
+    """Refuse to listen beyond this machine without a client token."""
+    if host.lower() in LOOPBACK_HOSTS or host.startswith("127."):
+        return
+    if config.server.token.secret is None:
+        raise ServerError(
+            f"Listening on {host} would let other machines use your provider keys. Set "
+            '[server] token = "env:NAME" (a long random value your clients send as their API '
+            "key), or listen on 127.0.0.1."
+        )
 
 
 def _bind(host: str, port: int) -> socket.socket:

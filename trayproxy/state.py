@@ -38,6 +38,17 @@ class ProxyState:
     # streams being written now, so that a shutdown can close them with an error event
     streams: dict[web.StreamResponse, RecordDraft] = field(default_factory=dict)
     _proxies: dict[str, str | None] = field(default_factory=dict)
+    # provider -> monotonic time until which it asked us to back off (429 Retry-After)
+    cooldowns: dict[str, float] = field(default_factory=dict)
+
+    def redact(self, text: str) -> str:
+        return self.logbook.redact(text)
+
+    def redact_bytes(self, data: bytes) -> bytes:
+        """An upstream error body, with any key it echoes hidden (bodies are small)."""
+        text = data.decode("utf-8", "replace")
+        hidden = self.logbook.redact(text)
+        return data if hidden == text else hidden.encode("utf-8")
 
     def proxy_for(self, url: str) -> str | None:
         """The HTTP(S) proxy the OS or environment asks for, per origin (cached).

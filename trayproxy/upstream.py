@@ -57,6 +57,26 @@ class UpstreamRequest:
         return tuple(notes)
 
 
+# Body fields some gateways honour to pick the upstream or its key. trayproxy never does:
+# a request that carries one is refused rather than silently forwarded.
+FORBIDDEN_FIELDS = frozenset(
+    {"api_base", "base_url", "api_key", "api_version", "custom_llm_provider"}
+)
+
+
+def forbidden_field(body: dict[str, Any]) -> str | None:
+    """The first forbidden field at the top level or inside ``extra_body`` (any depth)."""
+    stack: list[tuple[str, Any]] = [("", body)]
+    while stack:
+        prefix, obj = stack.pop()
+        for key, value in obj.items():
+            if key.lower() in FORBIDDEN_FIELDS:
+                return prefix + key
+            if key == "extra_body" and isinstance(value, dict):
+                stack.append((f"{prefix}{key}.", value))
+    return None
+
+
 class MissingKeyError(RuntimeError):
     def __init__(self, provider: str, source: str, header: str | None = None) -> None:
         self.provider = provider

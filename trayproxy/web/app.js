@@ -3,6 +3,23 @@
 "use strict";
 
 const API = "/_trayproxy/api";
+
+// With [server] token set, the tray opens this page as /_trayproxy/#token=...: the fragment
+// never reaches a server. Keep it for this tab only and send it with every call.
+const TOKEN = (() => {
+  const m = location.hash.match(/token=([^&]+)/);
+  if (m) {
+    sessionStorage.setItem("trayproxy-token", decodeURIComponent(m[1]));
+    history.replaceState(null, "", location.pathname);
+  }
+  return sessionStorage.getItem("trayproxy-token");
+})();
+
+function api(path, options = {}) {
+  const headers = { ...(options.headers || {}) };
+  if (TOKEN) headers.Authorization = "Bearer " + TOKEN;
+  return fetch(path, { ...options, headers, cache: "no-store" });
+}
 const MAX_ROWS = 500;
 const $ = (sel) => document.querySelector(sel);
 const state = { rows: [], period: "period", usage: null, filters: {}, models: new Set(), providers: new Set() };
@@ -103,7 +120,7 @@ function fillSelects() {
 async function loadRows() {
   const q = new URLSearchParams({ limit: "200" });
   for (const [k, v] of Object.entries(state.filters)) if (v) q.set(k, v);
-  const resp = await fetch(`${API}/logs?${q}`, { cache: "no-store" });
+  const resp = await api(`${API}/logs?${q}`);
   const data = await resp.json();
   state.rows = data.data;
   state.rows.forEach(remember);
@@ -122,13 +139,39 @@ function onRecord(r) {
   $("#empty").hidden = true;
 }
 
-function connect() {
-  const source = new EventSource(`${API}/events`);
-  source.onopen = () => { $("#live").textContent = "live"; $("#live").className = ""; };
-  source.onerror = () => { $("#live").textContent = "reconnecting…"; $("#live").className = "off"; };
-  source.onmessage = (event) => {
-    try { onRecord(JSON.parse(event.data)); } catch (e) { /* a malformed event is skipped */ }
-  };
+function live(on) {
+  $("#live").textContent = on ? "live" : "reconnecting…";
+  $("#live").className = on ? "" : "off";
+}
+
+// Server-sent events read with fetch (EventSource cannot send the token).
+async function connect() {
+  for (;;) {
+    try {
+      const resp = await api(`${API}/events`);
+      if (!resp.ok) throw new Error("HTTP " + resp.status);
+      live(true);
+      const reader = resp.body.getReader();
+      const decoder = new TextDecoder();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += decoder.decode(value, { stream: true });
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          for (const line of block.split("\n")) {
+            if (!line.startsWith("data: ")) continue;
+            try { onRecord(JSON.parse(line.slice(6))); } catch (e) { /* skip a bad event */ }
+          }
+        }
+      }
+    } catch (e) { /* reconnect below */ }
+    live(false);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+  }
 }
 
 // ---------------------------------------------------------------- usage and chart
@@ -141,7 +184,7 @@ function scheduleUsage() {
 
 async function loadUsage() {
   try {
-    const resp = await fetch(`${API}/usage?days=7`, { cache: "no-store" });
+    const resp = await api(`${API}/usage?days=7`);
     state.usage = await resp.json();
     renderUsage();
   } catch (e) { /* keep the last one */ }
@@ -214,7 +257,7 @@ function pretty(text) {
 }
 
 async function showDetail(uid) {
-  const resp = await fetch(`${API}/logs/${encodeURIComponent(uid)}`, { cache: "no-store" });
+  const resp = await api(`${API}/logs/${encodeURIComponent(uid)}`);
   if (!resp.ok) return;
   const r = await resp.json();
   const fields = [
@@ -254,7 +297,7 @@ function notice(text, ok) {
 
 async function runAction(name) {
   try {
-    const resp = await fetch(`${API}/actions/${name}`, {
+    const resp = await api(`${API}/actions/${name}`, {
       method: "POST", headers: { "Content-Type": "application/json" }, body: "{}",
     });
     const data = await resp.json();
@@ -282,11 +325,11 @@ async function copyUrl() {
 
 async function loadStatus() {
   try {
-    const s = await (await fetch(`${API}/status`, { cache: "no-store" })).json();
+    const s = await (await api(`${API}/status`)).json();
     $("#base-url").textContent = s.base_url;
     $("#model-count").textContent = s.models;
     for (const p of Object.keys(s.providers)) state.providers.add(p);
-    const models = await (await fetch("/v1/models", { cache: "no-store" })).json();
+    const models = await (await api("/v1/models")).json();
     for (const m of models.data) state.models.add(m.id);
     fillSelects();
     if (s.history && s.history.problem) notice("Routing history: " + s.history.problem, false);
@@ -312,6 +355,6 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#detail-close").addEventListener("click", () => { $("#detail").hidden = true; });
   document.addEventListener("keydown", (e) => { if (e.key === "Escape") $("#detail").hidden = true; });
   loadStatus();
-  loadRows().then(connect);
+  loadRows().finally(connect);
   loadUsage();
 });

@@ -1,0 +1,379 @@
+"""Send a routed request upstream, with fallbacks, and relay the answer.
+
+Each route is an *attempt*. An attempt that fails before anything reached the client (no
+key, connection refused, no answer within ``first_byte_timeout``, 429, 5xx) moves on to the
+next route; the last one's failure is what the client sees. Once an answer starts flowing to
+the client, nothing is retried: a failure then is an in-stream error event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from trayproxy import upstream
+from trayproxy.errors import error_message_from_body, error_response, sse_error_event
+from trayproxy.logbook import RecordDraft
+from trayproxy.routing import Route
+from trayproxy.state import ProxyState
+from trayproxy.usage import StreamWatcher, usage_from_body
+
+_JSON_LIMIT_FOR_USAGE = 32 * 1024 * 1024
+
+
+@dataclass
+class Failure:
+    """An attempt that failed before the client got anything: try the next route."""
+
+    status: int
+    message: str
+    code: str
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes | None = None  # the provider's own error answer, passed on if it is the last
+
+
+def _retry_after(headers: Any) -> float | None:
+    value = headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+async def run(
+    request: web.Request,
+    state: ProxyState,
+    routes: list[Route],
+    endpoint: str,
+    body: dict[str, Any],
+    draft: RecordDraft,
+) -> web.StreamResponse:
+    failure: Failure | None = None
+    tried = 0
+    for index, route in enumerate(routes):
+        last = index == len(routes) - 1
+        name = route.provider.name
+        cooling = state.cooldowns.get(name, 0.0) - time.monotonic()
+        if cooling > 0 and not last:
+            draft.attempts.append(
+                {
+                    "provider": name,
+                    "model": route.upstream_model,
+                    "status": None,
+                    "error": f"skipped: rate-limited for {cooling:.0f} s more",
+                    "ms": 0,
+                }
+            )
+            continue
+        _describe(draft, route, first=index == 0)
+        started = time.perf_counter()
+        outcome = await _attempt(request, state, route, endpoint, body, draft, retried=tried > 0)
+        tried += 1
+        ms = round((time.perf_counter() - started) * 1000, 1)
+        if isinstance(outcome, Failure):
+            failure = outcome
+            draft.attempts.append(
+                {
+                    "provider": name,
+                    "model": route.upstream_model,
+                    "status": outcome.status,
+                    "error": outcome.message,
+                    "ms": ms,
+                }
+            )
+            continue
+        if len(routes) > 1:
+            draft.attempts.append(
+                {
+                    "provider": name,
+                    "model": route.upstream_model,
+                    "status": outcome.status,
+                    "error": None,
+                    "ms": ms,
+                }
+            )
+        return outcome
+    assert failure is not None
+    return _give_up(failure, draft, retried=tried > 1)
+
+
+def _describe(draft: RecordDraft, route: Route, *, first: bool) -> None:
+    if not first:
+        draft.rewrites.append(
+            f"fallback: {route.client_model} ({route.provider.name}/{route.upstream_model})"
+        )
+    draft.provider = route.provider.name
+    draft.upstream_model = route.upstream_model
+    draft.rule = route.rule if first else "fallback"
+    if route.rewritten and first:
+        draft.rewrites.append(f"model: {route.client_model} → {route.upstream_model}")
+    if route.rule != "exact" and first:
+        draft.rewrites.append(f"routed by provider prefix '{route.provider.name}/'")
+
+
+def _give_up(failure: Failure, draft: RecordDraft, *, retried: bool) -> web.Response:
+    draft.status = failure.status
+    draft.error = failure.message
+    headers = dict(failure.headers)
+    if retried:
+        headers["x-should-retry"] = "false"
+    if failure.body is not None:
+        draft.error_body = failure.body[:4096].decode("utf-8", "replace")
+        resp = web.Response(status=failure.status, body=failure.body, headers=headers)
+        resp.content_type = "application/json"
+        return resp
+    return error_response(failure.status, failure.message, code=failure.code, headers=headers)
+
+
+async def _attempt(
+    request: web.Request,
+    state: ProxyState,
+    route: Route,
+    endpoint: str,
+    body: dict[str, Any],
+    draft: RecordDraft,
+    *,
+    retried: bool,
+) -> web.StreamResponse | Failure:
+    provider = route.provider
+    name = provider.name
+    try:
+        up = upstream.build(route, endpoint, request.headers.items(), body)
+    except upstream.MissingKeyError as exc:
+        return Failure(502, str(exc), "provider_key_missing")
+    draft.upstream_url = up.url
+    for note in up.rewrites:
+        if note not in draft.rewrites:
+            draft.rewrites.append(note)
+    session = state.session
+    assert session is not None, "the app's client session is created at startup"
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=provider.connect_timeout)
+    try:
+        resp = await asyncio.wait_for(
+            session.post(
+                up.url,
+                data=up.body,
+                headers=up.headers,
+                allow_redirects=False,
+                timeout=timeout,
+                proxy=state.proxy_for(up.url),
+            ),
+            provider.first_byte_timeout,
+        )
+    except asyncio.TimeoutError:
+        return Failure(
+            504,
+            f"Provider '{name}' did not start answering within "
+            f"{provider.first_byte_timeout:g} s (first_byte_timeout).",
+            "upstream_timeout",
+        )
+    except aiohttp.ClientConnectorError as exc:
+        return Failure(
+            502,
+            f"Cannot reach provider '{name}' at {_origin(up.url)}: {exc.os_error}",
+            "upstream_unreachable",
+        )
+    except aiohttp.ClientError as exc:
+        return Failure(
+            502, f"Provider '{name}' failed: {type(exc).__name__}: {exc}", "upstream_error"
+        )
+    try:
+        draft.mark_first_byte()  # the status line and headers are in
+        return await _answer(request, state, resp, provider, draft, retried=retried)
+    finally:
+        resp.release()
+
+
+async def _answer(
+    request: web.Request,
+    state: ProxyState,
+    resp: aiohttp.ClientResponse,
+    provider: Any,
+    draft: RecordDraft,
+    *,
+    retried: bool,
+) -> web.StreamResponse | Failure:
+    name = provider.name
+    status = resp.status
+    if 300 <= status < 400:
+        where = resp.headers.get("Location", "?")
+        return _final_error(
+            draft,
+            502,
+            f"Provider '{name}' answered with a redirect ({status} to {where}); trayproxy "
+            "does not follow redirects. Check base_url in config.toml.",
+            "upstream_redirect",
+            retried,
+        )
+    ctype = resp.headers.get("Content-Type", "").lower()
+    if status < 300 and ("event-stream" in ctype or (draft.stream and "json" not in ctype)):
+        return await _stream_back(request, state, resp, draft, provider, retried=retried)
+    try:
+        data = await asyncio.wait_for(resp.read(), provider.idle_timeout)
+    except asyncio.TimeoutError:
+        return Failure(504, f"Provider '{name}' stopped sending its answer.", "upstream_timeout")
+    except aiohttp.ClientError as exc:
+        return Failure(502, f"Provider '{name}' broke off its answer: {exc}", "upstream_error")
+    if status == 429 or status >= 500:
+        wait = _retry_after(resp.headers)
+        if status == 429 and wait:
+            state.cooldowns[name] = time.monotonic() + wait
+        headers = dict(upstream.response_headers(resp.headers.items()))
+        headers.pop("Content-Type", None)
+        headers["x-trayproxy-provider"] = name
+        return Failure(
+            status,
+            error_message_from_body(data),
+            f"upstream_{status}",
+            headers,
+            state.redact_bytes(data),
+        )
+    if status in (401, 403):
+        detail = state.redact(error_message_from_body(data))
+        draft.error_body = state.redact(data[:4096].decode("utf-8", "replace"))
+        return _final_error(
+            draft,
+            502,
+            f"Provider '{name}' rejected trayproxy's key for it ({status}: {detail}). Check "
+            f"api_key under [providers.{name}] in config.toml; your editor's key is not used.",
+            "upstream_auth_failed",
+            retried,
+        )
+    draft.status = status
+    if status >= 400:
+        data = state.redact_bytes(data)
+        draft.error = error_message_from_body(data)
+        draft.error_body = data[:4096].decode("utf-8", "replace")
+    elif len(data) <= _JSON_LIMIT_FOR_USAGE:
+        found = usage_from_body(data)
+        if found:
+            draft.prompt_tokens = found.prompt_tokens
+            draft.completion_tokens = found.completion_tokens
+    out = web.Response(status=status, body=data)
+    _copy_headers(resp, out, name, retried)
+    return out
+
+
+def _final_error(
+    draft: RecordDraft, status: int, message: str, code: str, retried: bool
+) -> web.Response:
+    draft.status = status
+    draft.error = message
+    headers = {"x-should-retry": "false"} if retried else None
+    return error_response(status, message, code=code, headers=headers)
+
+
+def _origin(url: str) -> str:
+    return "/".join(url.split("/", 3)[:3])
+
+
+def _copy_headers(
+    resp: aiohttp.ClientResponse, out: web.StreamResponse, provider: str, retried: bool
+) -> None:
+    for key, value in upstream.response_headers(resp.headers.items()):
+        out.headers.add(key, value)
+    out.headers["x-trayproxy-provider"] = provider
+    if retried:
+        out.headers["x-should-retry"] = "false"
+
+
+# ---------------------------------------------------------------- streams
+
+if sys.version_info >= (3, 11):
+
+    async def _read(resp: aiohttp.ClientResponse, deadline: float) -> bytes:
+        async with asyncio.timeout_at(deadline):
+            return await resp.content.readany()
+
+else:  # pragma: no cover - Python 3.10
+
+    async def _read(resp: aiohttp.ClientResponse, deadline: float) -> bytes:
+        remaining = deadline - asyncio.get_running_loop().time()
+        return await asyncio.wait_for(resp.content.readany(), max(0.0, remaining))
+
+
+async def _stream_back(
+    request: web.Request,
+    state: ProxyState,
+    resp: aiohttp.ClientResponse,
+    draft: RecordDraft,
+    provider: Any,
+    *,
+    retried: bool,
+) -> web.StreamResponse:
+    """Write each upstream chunk to the client as it arrives. Status is always 200."""
+    out = web.StreamResponse(status=200)
+    _copy_headers(resp, out, provider.name, retried)
+    out.headers["Cache-Control"] = "no-cache"
+    out.headers["X-Accel-Buffering"] = "no"
+    draft.status = 200
+    await out.prepare(request)
+    state.streams[out] = draft  # so that a shutdown can end it with an error event
+    try:
+        return await _pump(request, resp, out, draft, provider)
+    finally:
+        state.streams.pop(out, None)
+
+
+async def _pump(
+    request: web.Request,
+    resp: aiohttp.ClientResponse,
+    out: web.StreamResponse,
+    draft: RecordDraft,
+    provider: Any,
+) -> web.StreamResponse:
+    name = provider.name
+    idle = provider.idle_timeout
+    loop = asyncio.get_running_loop()
+    watcher = StreamWatcher()
+    deadline = loop.time() + idle
+    events = 0
+    failure: tuple[int, str, str] | None = None
+    try:
+        while True:
+            chunk = await _read(resp, deadline)
+            if not chunk:
+                break
+            await out.write(chunk)  # waits while the client is slow: backpressure
+            watcher.feed(chunk)
+            if watcher.events != events:  # a real event, not a keep-alive comment
+                events = watcher.events
+                deadline = loop.time() + idle
+    except asyncio.TimeoutError:
+        failure = (
+            504,
+            f"Provider '{name}' sent no new event for {idle:g} s (idle_timeout).",
+            "upstream_timeout",
+        )
+    except aiohttp.ClientPayloadError as exc:
+        failure = (502, f"Provider '{name}' broke off the stream: {exc}", "upstream_error")
+    except aiohttp.ClientConnectionError as exc:
+        if request.transport is None or request.transport.is_closing():
+            draft.status = 499
+            draft.error = "client disconnected"
+            return out
+        failure = (502, f"Provider '{name}' broke off the stream: {exc}", "upstream_error")
+    if watcher.usage:
+        draft.prompt_tokens = watcher.usage.prompt_tokens
+        draft.completion_tokens = watcher.usage.completion_tokens
+    if watcher.error:
+        draft.error = watcher.error
+    if failure is not None:
+        status, message, code = failure
+        draft.error = message
+        try:
+            await out.write(sse_error_event(message, status=status, code=code))
+        except (ConnectionError, aiohttp.ClientConnectionError):
+            return out
+    with contextlib.suppress(ConnectionError, aiohttp.ClientConnectionError):
+        await out.write_eof()
+    return out
