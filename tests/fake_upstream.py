@@ -14,6 +14,10 @@ name, so a test (or the Node client test) picks a behaviour through the config m
 - ``plain-stream``: a gated stream sent as ``text/plain`` with status 201.
 - ``odd-headers``: a JSON answer with CORS grants and a hop-by-hop header named in
   ``Connection``.
+- ``pings``: a stream of keep-alive comments only, for ``fake.slow_seconds``.
+- ``auth-echo``: 401, echoing the key it was sent (as some providers do).
+- ``echo-400``: 400, echoing the key it was sent.
+- ``firehose``: a stream of ``FIREHOSE_BYTES`` as fast as the socket takes it.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Any
 from aiohttp import web
 
 WORDS = ["Hello", " from", " the", " fake", " upstream", "."]
+FIREHOSE_BYTES = 32 * 1024 * 1024
 
 
 @dataclass
@@ -49,6 +54,7 @@ class FakeUpstream:
     slow_seconds: float = 3.0
     disconnected: threading.Event = field(default_factory=threading.Event)
     url: str = ""
+    firehose_sent: int = 0
 
     def __post_init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -129,8 +135,26 @@ class FakeUpstream:
             )
         if model == "redirect":
             raise web.HTTPTemporaryRedirect("http://example.invalid/v1/chat/completions")
+        if model in ("auth-echo", "echo-400"):
+            key = request.headers.get("Authorization", "").removeprefix("Bearer ")
+            status = 401 if model == "auth-echo" else 400
+            return web.json_response(
+                {
+                    "error": {
+                        "message": f"Incorrect API key provided: {key}. Find yours at ...",
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": "invalid_api_key",
+                    }
+                },
+                status=status,
+            )
         if model == "slow":
-            await asyncio.sleep(self.slow_seconds)
+            try:
+                await asyncio.sleep(self.slow_seconds)
+            except asyncio.CancelledError:
+                self.disconnected.set()
+                raise
         if model == "gzip":
             resp = self._json(endpoint, body)
             resp.enable_compression(web.ContentCoding.gzip)
@@ -233,6 +257,27 @@ class FakeUpstream:
             await resp.write(b"data: " + json.dumps(obj).encode() + b"\n\n")
 
         try:
+            if model == "pings":
+                deadline = asyncio.get_running_loop().time() + self.slow_seconds
+                while asyncio.get_running_loop().time() < deadline:
+                    await resp.write(b": ping\n\n")
+                    await asyncio.sleep(0.1)
+                await resp.write(b"data: [DONE]\n\n")
+                return resp
+            if model == "firehose":
+                event = (
+                    b"data: "
+                    + json.dumps(self._chunk(endpoint, model, "x" * 4000, False)).encode()
+                    + b"\n\n"
+                )
+                sent = 0
+                while sent < FIREHOSE_BYTES:
+                    await resp.write(event)  # waits while the peer does not read
+                    sent += len(event)
+                    self.firehose_sent = sent
+                self.sent_last.set()
+                await resp.write(b"data: [DONE]\n\n")
+                return resp
             await resp.write(b": keep-alive comment\n\n")
             for i, word in enumerate(WORDS):
                 await send(self._chunk(endpoint, model, word, False))

@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from trayproxy import desktop, menu
-from trayproxy.config import Config, ConfigError, ensure_config_file, load_file
+from trayproxy.config import (
+    Config,
+    ConfigError,
+    ensure_config_file,
+    load_file,
+    permission_warning,
+)
 from trayproxy.history import History
 from trayproxy.instance import InstanceLock
 from trayproxy.paths import Paths
@@ -143,6 +149,9 @@ class App:
         except ConfigError as exc:
             self._set_error("Config error: " + _short(exc), notice=str(exc))
             config = None
+        warning = permission_warning(self.config_path)
+        if warning:
+            self.notify(Notice("Config file permissions", warning, ok=False))
         if config is not None:
             self._start_server(config)
         self._start_watcher()

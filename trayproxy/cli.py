@@ -11,7 +11,7 @@ from pathlib import Path
 
 from trayproxy import __version__
 from trayproxy.app import App, Overrides
-from trayproxy.config import Config, ConfigError, load_file
+from trayproxy.config import Config, ConfigError, load_file, permission_warning
 from trayproxy.instance import InstanceLock
 from trayproxy.paths import app_paths, config_path
 from trayproxy.server import format_host
@@ -167,6 +167,9 @@ def cmd_check(override: str | None) -> int:
         return 1
     host = format_host(config.server.host)
     print(f"{path}: valid")
+    warning = permission_warning(path)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"Serves http://{host}:{config.server.port}/v1 with {len(config.models)} models.\n")
     print(describe_config(config))
     return 0

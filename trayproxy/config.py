@@ -95,6 +95,9 @@ class KeyRef:
             return "no key"
         if self.source == "literal":
             return "literal key in config"
+        if self.source.startswith("keyring:"):
+            state = "found" if self.secret else "not found"
+            return f"keychain entry {self.source[8:]} ({state})"
         name = self.source.removeprefix("env:")
         return f"${name}" + (" (set)" if self.secret else " (not set)")
 
@@ -256,15 +259,48 @@ def _kind(value: Any) -> str:
     }.get(type(value), type(value).__name__)
 
 
+class KeyRefError(ValueError):
+    pass
+
+
 def _key_ref(raw: str, environ: Mapping[str, str]) -> KeyRef:
-    """``env:NAME`` (read now), a literal value, or "" for none."""
+    """``env:NAME`` or ``keyring:NAME`` (read now), a literal value, or "" for none."""
     if raw.startswith("env:"):
         name = raw[4:].strip()
+        if not name:
+            raise KeyRefError('names no variable: write "env:NAME"')
         value = environ.get(name, "").strip()
         return KeyRef(f"env:{name}", Secret(value) if value else None)
+    if raw.startswith("keyring:"):
+        name = raw[8:].strip()
+        if not name:
+            raise KeyRefError('names no entry: write "keyring:NAME"')
+        return KeyRef(f"keyring:{name}", _from_keyring(name))
     if not raw:
         return KeyRef("none")
     return KeyRef("literal", Secret(raw))
+
+
+KEYRING_SERVICE = "trayproxy"
+
+
+def _from_keyring(name: str) -> Secret | None:
+    """The OS keychain entry (service "trayproxy", user NAME), via the keyring package."""
+    try:
+        import keyring
+        import keyring.errors
+    except ImportError:
+        raise KeyRefError(
+            "keyring: references need the keyring package (pip install keyring)"
+        ) from None
+    try:
+        value = keyring.get_password(KEYRING_SERVICE, name)
+    except keyring.errors.KeyringError as exc:
+        raise KeyRefError(
+            f"the OS keychain cannot be read ({type(exc).__name__}: {exc}); use env:NAME "
+            "instead, or install a keyring backend"
+        ) from None
+    return Secret(value) if value else None
 
 
 # ---------------------------------------------------------------- sections
@@ -296,10 +332,12 @@ def _server(c: _Checker, raw: Any, environ: Mapping[str, str]) -> ServerSettings
             )
     hosts = _string_list(c, t, path, "allowed_hosts")
     token_raw = c.string(t, path, "token")
-    token = _key_ref((token_raw or "").strip(), environ)
+    try:
+        token = _key_ref((token_raw or "").strip(), environ)
+    except KeyRefError as exc:
+        raise c.fail((*path, "token"), str(exc)) from None
     if token.missing:
-        name = token.source.removeprefix("env:")
-        raise c.fail((*path, "token"), f"reads ${name}, which is not set")
+        raise c.fail((*path, "token"), f"reads {token.source}, which is not set")
     if token.secret is not None and len(token.secret.reveal()) < 16:
         raise c.fail((*path, "token"), "must be at least 16 characters long")
     d = ServerSettings()
@@ -368,9 +406,10 @@ def _provider(c: _Checker, name: str, raw: Any, environ: Mapping[str, str]) -> P
     c.only_keys(t, path, PROVIDER_KEYS)
     base_url = _base_url(c, (*path, "base_url"), c.string(t, path, "base_url"))
     key_raw = c.string(t, path, "api_key")
-    api_key = _key_ref((key_raw or "").strip(), environ)
-    if api_key.source == "env:":
-        raise c.fail((*path, "api_key"), 'names no variable: write "env:NAME"')
+    try:
+        api_key = _key_ref((key_raw or "").strip(), environ)
+    except KeyRefError as exc:
+        raise c.fail((*path, "api_key"), str(exc)) from None
     headers: list[tuple[str, KeyRef]] = []
     if "headers" in t:
         hpath = (*path, "headers")
@@ -381,7 +420,10 @@ def _provider(c: _Checker, name: str, raw: Any, environ: Mapping[str, str]) -> P
                 raise c.fail((*hpath, hname), f"must be a string, not {_kind(hvalue)}")
             if any(ord(ch) < 32 or ch == "\x7f" for ch in hvalue):
                 raise c.fail((*hpath, hname), "must not contain control characters")
-            ref = _key_ref(hvalue.strip(), environ)
+            try:
+                ref = _key_ref(hvalue.strip(), environ)
+            except KeyRefError as exc:
+                raise c.fail((*hpath, hname), str(exc)) from None
             if ref.source == "none":
                 raise c.fail((*hpath, hname), "must not be empty")
             headers.append((hname, ref))
@@ -498,6 +540,22 @@ def load_file(path: Path, *, environ: Mapping[str, str] | None = None) -> Config
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read: {exc}", file=str(path)) from None
     return parse(text, file=str(path), environ=environ)
+
+
+def permission_warning(path: Path) -> str | None:
+    """A warning when a config file that may hold keys is readable by other users."""
+    if os.name != "posix":
+        return None
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        return None
+    if mode & 0o077:
+        return (
+            f"{path} is readable by other users (mode {mode:o}); if it holds keys, run "
+            f"chmod 600 {path}"
+        )
+    return None
 
 
 def template_text() -> str:

@@ -81,11 +81,14 @@ class MissingKeyError(RuntimeError):
     def __init__(self, provider: str, source: str, header: str | None = None) -> None:
         self.provider = provider
         self.source = source
-        name = source.removeprefix("env:")
         what = f"a value for header {header}" if header else "an API key"
+        if source.startswith("keyring:"):
+            where = f"the keychain has no entry {source[8:]!r} for service 'trayproxy'"
+        else:
+            where = f"the environment variable {source.removeprefix('env:')} is not set"
         super().__init__(
-            f"trayproxy has no {what} for provider '{provider}': the environment variable "
-            f"{name} is not set. Set it and restart trayproxy, or put the value in config.toml."
+            f"trayproxy has no {what} for provider '{provider}': {where}. Set it and restart "
+            "trayproxy, or put the value in config.toml."
         )
 
 
