@@ -165,5 +165,5 @@ async def _relay(
     try:
         routes = resolve_chain(config, model)
     except UnknownModelError as exc:
-        return _fail(draft, 404, exc.message, code="model_not_found", param="model")
+        return _fail(draft, 404, state.redact(exc.message), code="model_not_found", param="model")
     return await forward.run(request, state, routes, endpoint, body, draft)

@@ -19,6 +19,7 @@ from concurrent.futures import Future
 
 from aiohttp import web
 
+from trayproxy import httperrors
 from trayproxy.config import Config
 from trayproxy.errors import sse_error_event
 from trayproxy.history import History
@@ -215,6 +216,7 @@ class ProxyServer:
             app, handler_cancellation=True, access_log=None, shutdown_timeout=self._grace
         )
         await runner.setup()
+        httperrors.install(runner)
         self._runner = runner
         try:
             sock = _bind(self.host, self.port)
