@@ -57,4 +57,9 @@ npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+# Load and soak (first, so that pytest's summary stays the last line): 10,000 requests,
+# half streamed, 64 at a time, through a real `trayproxy serve`.
+if [ "$#" -eq 0 ]; then
+    .venv/bin/python -m bench.soak --requests 10000 --concurrency 64
+fi
 .venv/bin/python -m pytest "$@"
