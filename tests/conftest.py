@@ -28,6 +28,7 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         if name.upper().endswith(_SCRUB_SUFFIXES):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TRAYPROXY_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("BROWSER", "true")  # no test opens a real browser by accident
 
 
 def config_text(upstream_url: str, *, extra: str = "", port: int = 0) -> str:

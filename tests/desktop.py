@@ -165,6 +165,7 @@ def desktop_session() -> Iterator[Desktop]:
             stderr=subprocess.DEVNULL,
         )
         procs.append(trayer)
+        assert wait_for(lambda: _tray_host_ready(display), 10), "trayer did not take the tray"
         yield Desktop(display, env)
     finally:
         for proc in reversed(procs):
@@ -174,6 +175,30 @@ def desktop_session() -> Iterator[Desktop]:
                 proc.wait(5)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def _tray_host_ready(display: str) -> bool:
+    """A tray host owns the system tray selection of screen 0."""
+    from Xlib import display as xdisplay
+
+    try:
+        d = xdisplay.Display(display)
+    except Exception:
+        return False
+    try:
+        atom = d.intern_atom("_NET_SYSTEM_TRAY_S0")
+        return d.get_selection_owner(atom) != 0
+    finally:
+        d.close()
+
+
+def group_is_gone(pgid: int) -> bool:
+    """True when no process of the group ``pgid`` is left."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
 
 
 def app_command(*args: str) -> list[str]:

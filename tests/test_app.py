@@ -252,6 +252,10 @@ def test_port_in_use_is_the_error_state_then_reload_recovers(make_app, upstream)
         assert app.status == f"Port {port} is used by another program"
         assert app.notices[-1].title == "trayproxy is not serving"
         assert [e.label for e in app.menu() if e.default] == ["Open config file"]
+        notice = app.dispatch(menu.COPY_BASE_URL)
+        assert notice is not None and not notice.ok  # nothing wrong is put on the clipboard
+        assert f"http://127.0.0.1:{port}/v1" in notice.message
+        assert app.desktop.calls == []
     app.config_path.write_text(config_text(upstream.url, port=free_port()))
     notice = app.dispatch(menu.RELOAD)
     assert app.serving and notice is not None and notice.title == "Serving"
@@ -307,6 +311,33 @@ def test_page_actions_run_app_commands(make_app) -> None:
     assert status == 403
     status, _, _ = http("POST", url + "reload", b"{}", {"Content-Type": "text/plain"})
     assert status == 415
+
+
+def test_page_can_quit(make_app) -> None:
+    app = make_app()
+    app.start()
+    quits: list[bool] = []
+    app.add_quit_listener(lambda: quits.append(True))
+    status, _, body = http(
+        "POST",
+        app.server.root_url + "/_trayproxy/api/actions/quit",
+        b"{}",
+        {"Content-Type": "application/json"},
+    )
+    assert status == 200 and json.loads(body)["ok"]
+    assert app.quit_requested.is_set() and quits == [True]
+
+
+def test_start_up_notices_reach_the_tray_once_it_exists(tmp_path: Path) -> None:
+    app = App(tmp_path / "new" / "config.toml", app_paths(), desktop=Desktop())
+    app.start()  # writes the template: a notice before any tray exists
+    try:
+        shown: list[Notice] = []
+        app.set_notifier(shown.append)
+        assert [n.title for n in shown] == ["Config created"]
+        assert "Created a config template at" in shown[0].message
+    finally:
+        app.shutdown(grace=1)
 
 
 def test_second_instance_sees_the_first(tmp_path: Path) -> None:

@@ -192,13 +192,17 @@ def test_a_second_launch_says_already_running(config_file: Path) -> None:
     )
     try:
         wait_until_serving(f"http://127.0.0.1:{port}/v1", first)
+        opened = config_file.parent / "opened.txt"
         env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
-        for args in ((), ("serve", "--port", str(free_port()))):
+        env["BROWSER"] = f"sh -c 'echo %s >> {opened}'"
+        for args in (("serve", "--port", str(free_port())), ()):
             second = run(*args, env=env)
             assert second.returncode == 0
             assert second.stdout.strip() == (
                 f"trayproxy is already running at http://127.0.0.1:{port}/v1."
             )
+        # only the double-clicked app (no terminal) shows the running one's page
+        assert opened.read_text().split() == [f"http://127.0.0.1:{port}/_trayproxy/"]
         assert first.poll() is None  # the first one is untouched
     finally:
         first.terminate()

@@ -139,6 +139,26 @@ def test_an_unwritable_database_is_reported_not_fatal(tmp_path: Path) -> None:
     assert problems and "not being saved" in problems[0]
 
 
+def test_records_wait_for_the_database_to_come_back(tmp_path: Path) -> None:
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the folder should be")
+    path = blocker / "h.db"
+    problems: list[str] = []
+    h = History(path, on_problem=problems.append, flush_interval=0.05)
+    h.retry_seconds = 0.2
+    h.start()
+    h.add(record(1))
+    h.add(record(2))
+    assert h.flush(5) and problems
+    blocker.unlink()  # the user fixes it
+    h.add(record(3))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and len(history.recent(path, 10)) < 3:
+        time.sleep(0.05)
+    h.stop()
+    assert [r["uid"] for r in history.recent(path, 10)] == ["test-3", "test-2", "test-1"]
+
+
 def test_restart_keeps_history_and_the_page_api_merges_it(tmp_path: Path, upstream) -> None:
     path = tmp_path / "config.toml"
     path.write_text(config_text(upstream.url))
@@ -269,11 +289,15 @@ def test_logs_follow_prints_new_requests(tmp_path: Path) -> None:
     )
     try:
         assert proc.stdout is not None
-        assert "TIME" in proc.stdout.readline()
+        header = proc.stdout.readline()
+        assert header.startswith("TIME")
         assert "first" in proc.stdout.readline()
-        h.add(record(2, model="second"))
+        h.add(record(2, model="a-much-longer-model-id-than-the-first", status=404))
         assert h.flush(5)
-        assert "second" in proc.stdout.readline()
+        line = proc.stdout.readline()
+        assert "a-much-longer-model-id" in line
+        col = header.index("STATUS")
+        assert line[col : col + 3] == "404"  # columns stay aligned with the header
     finally:
         proc.terminate()
         proc.wait(10)
@@ -287,4 +311,40 @@ def test_logs_without_history(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("days", ["0", "-3"])
 def test_usage_days_are_clamped(days: str) -> None:
-    assert run_cli("usage", "--days", days).returncode == 0
+    out = run_cli("usage", "--days", days)
+    assert out.returncode == 0
+    assert "Last 1 days:" in out.stdout
+
+
+def test_odd_records_never_stop_the_writer(tmp_path: Path) -> None:
+    h = History(tmp_path / "h.db", flush_interval=0.05)
+    h.start()
+    h.add(record(1, model="lone \ud800 surrogate"))
+    h.add(record(2, prompt_tokens=2**70))
+    h.add(record(3, model="after"))
+    assert h.flush(5)
+    h.stop()
+    rows = history.recent(tmp_path / "h.db", 10)
+    assert [r["uid"] for r in rows] == ["test-3", "test-2", "test-1"]
+    assert rows[1]["prompt_tokens"] is None
+    assert rows[2]["client_model"] == "lone ? surrogate"
+    assert rows[2]["attempts"] == []
+
+
+def test_an_older_database_gains_the_new_columns(tmp_path: Path) -> None:
+    path = tmp_path / "h.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE requests (id INTEGER PRIMARY KEY, uid TEXT UNIQUE NOT NULL, "
+            "time REAL NOT NULL, endpoint TEXT NOT NULL, client_model TEXT, provider TEXT, "
+            "upstream_model TEXT, rule TEXT, stream INTEGER NOT NULL, status INTEGER NOT NULL, "
+            "ttfb_ms REAL, duration_ms REAL NOT NULL, prompt_tokens INTEGER, "
+            "completion_tokens INTEGER, error TEXT, upstream_url TEXT, "
+            "rewrites TEXT NOT NULL DEFAULT '[]', error_body TEXT)"
+        )
+    h = History(path)
+    h.start()
+    h.add(record(1, attempts=[{"provider": "p", "status": 500}]))
+    assert h.flush(5)
+    h.stop()
+    assert history.recent(path, 1)[0]["attempts"] == [{"provider": "p", "status": 500}]

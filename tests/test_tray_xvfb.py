@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import config_text, free_port, http
-from tests.desktop import ARTIFACTS, app_command, desktop_session, wait_for
+from tests.desktop import ARTIFACTS, app_command, desktop_session, group_is_gone, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -106,6 +106,8 @@ def test_real_tray_menu(desktop, tmp_path: Path, upstream) -> None:
         assert desktop.open_menu(cx, cy)
         desktop.keys("Up", "Return")
         assert proc.wait(15) == 0
+        # nothing left running: not the bus, not the notifier, not trayproxy
+        assert wait_for(lambda: group_is_gone(proc.pid), 10)
     finally:
         output = stop(proc)
     assert "tray icon ready (backend gtk)" in output, output

@@ -27,7 +27,7 @@ from trayproxy.config import (
 from trayproxy.history import History
 from trayproxy.instance import InstanceLock
 from trayproxy.paths import Paths
-from trayproxy.server import PortInUseError, ProxyServer, ServerError
+from trayproxy.server import PortInUseError, ProxyServer, ServerError, format_host
 from trayproxy.watcher import ConfigWatcher
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,8 @@ class App:
         self._reload_lock = threading.Lock()
         self._listeners: list[Callable[[], None]] = []
         self._notify: Callable[[Notice], None] = self._log_notice
+        self._early: list[Notice] = []
+        self._quit_listeners: list[Callable[[], None]] = []
         self._watcher: ConfigWatcher | None = None
         self._last_watch_error: str | None = None
         self.quit_requested = threading.Event()
@@ -79,7 +81,11 @@ class App:
     # ------------------------------------------------------------ wiring
 
     def set_notifier(self, notify: Callable[[Notice], None]) -> None:
+        """Show notices with ``notify`` from now on, and the ones from start-up now."""
         self._notify = notify
+        early, self._early = self._early, []
+        for notice in early:
+            self.notify(notice)
 
     def add_listener(self, callback: Callable[[], None]) -> None:
         """Called (from any thread) when the status or icon should change."""
@@ -93,6 +99,9 @@ class App:
                 log.exception("a status listener failed")
 
     def notify(self, notice: Notice) -> None:
+        if self._notify == self._log_notice:
+            # the tray may not exist yet: replayed when it does (a few, not forever)
+            self._early = [*self._early[-9:], notice]
         try:
             self._notify(notice)
         except Exception:
@@ -114,7 +123,17 @@ class App:
     def base_url(self) -> str:
         if self.server is not None:
             return self.server.base_url
-        return "http://127.0.0.1:8000/v1"
+        return self.intended_url
+
+    @property
+    def intended_url(self) -> str:
+        """Where trayproxy would serve, from the config (and overrides), while it cannot."""
+        try:
+            server = self.overrides.apply(load_file(self.config_path)).server
+            host, port = server.host, server.port
+        except ConfigError:
+            host, port = self.overrides.host or "127.0.0.1", self.overrides.port or 8000
+        return f"http://{format_host(host)}:{port}/v1"
 
     @property
     def status(self) -> str:
@@ -259,6 +278,13 @@ class App:
         return notice
 
     def copy_base_url(self) -> Notice:
+        if not self.serving:
+            return Notice(
+                "Not serving",
+                f"{self.error or 'trayproxy is not serving'}; nothing answers at "
+                f"{self.intended_url} yet.",
+                ok=False,
+            )
         url = self.base_url
         ok, why = self.desktop.copy_text(url)
         if ok:
@@ -388,7 +414,19 @@ class App:
             "reload": wrap(self.reload, "reloaded"),
             "open_config": wrap(self.open_config, "opened the config file"),
             "open_log_folder": wrap(self.open_log_folder, "opened the log folder"),
+            "quit": wrap(self._quit_from_page, "trayproxy is quitting"),
         }
+
+    def _quit_from_page(self) -> None:
+        """Quit asked for by the page (the only way without a tray menu)."""
+        self.request_quit()
+        for callback in list(self._quit_listeners):
+            callback()
+        return None
+
+    def add_quit_listener(self, callback: Callable[[], None]) -> None:
+        """Called when something other than the tray asks to quit (the tray stops itself)."""
+        self._quit_listeners.append(callback)
 
 
 def describe_change(old: Config, new: Config) -> str:

@@ -212,6 +212,11 @@ def cmd_serve(args: argparse.Namespace, *, with_tray: bool) -> int:
         url = lock.running_info().get("url")
         where = f" at {url}" if url else ""
         print(f"trayproxy is already running{where}.")
+        if with_tray and url and not _has_terminal():
+            # double-clicked again: show the running one instead of doing nothing visible
+            import webbrowser
+
+            webbrowser.open(url.removesuffix("/v1") + "/_trayproxy/")
         return 0
     app = App(config_path(args.config), paths, Overrides(host=args.host, port=args.port), lock=lock)
     app.install_signal_handlers()
@@ -237,6 +242,10 @@ def cmd_serve(args: argparse.Namespace, *, with_tray: bool) -> int:
     finally:
         log.info("stopping (in-flight requests get up to 3 s)")
         app.shutdown(grace=3.0)
+
+
+def _has_terminal() -> bool:
+    return sys.stdout is not None and sys.stdout.isatty()
 
 
 def _warn_missing_keys(config: Config) -> None:

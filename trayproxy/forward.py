@@ -187,7 +187,6 @@ async def _attempt(
             502, f"Provider '{name}' failed: {type(exc).__name__}: {exc}", "upstream_error"
         )
     try:
-        draft.mark_first_byte()  # the status line and headers are in
         return await _answer(request, state, resp, provider, draft, retried=retried)
     finally:
         resp.release()
@@ -217,6 +216,7 @@ async def _answer(
     ctype = resp.headers.get("Content-Type", "").lower()
     if status < 300 and ("event-stream" in ctype or (draft.stream and "json" not in ctype)):
         return await _stream_back(request, state, resp, draft, provider, retried=retried)
+    draft.mark_first_byte()  # a JSON answer starts with its status line and headers
     try:
         data = await asyncio.wait_for(resp.read(), provider.idle_timeout)
     except asyncio.TimeoutError:
@@ -343,6 +343,8 @@ async def _pump(
             chunk = await _read(resp, deadline)
             if not chunk:
                 break
+            if not events:
+                draft.mark_first_byte()  # a stream: its first bytes of content
             await out.write(chunk)  # waits while the client is slow: backpressure
             watcher.feed(chunk)
             if watcher.events != events:  # a real event, not a keep-alive comment

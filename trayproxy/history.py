@@ -42,7 +42,10 @@ COLUMNS = (
     "upstream_url",
     "rewrites",
     "error_body",
+    "attempts",
 )
+# columns added after the first release, with their definitions, for older databases
+ADDED_COLUMNS = {"attempts": "TEXT NOT NULL DEFAULT '[]'"}
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
     id INTEGER PRIMARY KEY,
@@ -72,10 +75,26 @@ BATCH = 500
 MAX_PENDING = 100_000
 
 
+_MAX_INT = 2**53
+
+
+def _storable(value: Any) -> Any:
+    """What SQLite takes: valid UTF-8 text, integers in range."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate from a client
+            return value.encode("utf-8", "replace").decode("utf-8")
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and not -_MAX_INT < value < _MAX_INT:
+        return None
+    return value
+
+
 def _row(record: RouteRecord) -> tuple[Any, ...]:
-    d = record.to_dict()
+    d = {k: _storable(v) for k, v in record.to_dict().items()}
     d["rewrites"] = json.dumps(d["rewrites"])
-    d["attempts"] = json.dumps(d["attempts"])
+    d["attempts"] = json.dumps(d["attempts"], default=str)
     d["stream"] = int(d["stream"])
     return tuple(d[c] for c in COLUMNS)
 
@@ -88,12 +107,22 @@ def _as_dict(row: sqlite3.Row) -> dict[str, Any]:
     return d
 
 
+class _NoTable(Exception):
+    pass
+
+
 @contextlib.contextmanager
 def reading(path: Path) -> Iterator[sqlite3.Connection]:
-    """A read-only connection, closed afterwards (sqlite3's own ``with`` only commits)."""
+    """A read-only connection, closed afterwards (sqlite3's own ``with`` only commits).
+
+    Raises _NoTable while trayproxy is creating the database."""
     conn = connect(path, readonly=True)
     try:
         yield conn
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            raise _NoTable from None
+        raise
     finally:
         conn.close()
 
@@ -126,6 +155,8 @@ class History:
         self._written = threading.Condition()
         self._pending = 0
         self._last_prune = 0.0
+        self._backlog: list[RouteRecord] = []
+        self.retry_seconds = 30.0
 
     # ------------------------------------------------------------ writing
 
@@ -152,8 +183,10 @@ class History:
     def stop(self, timeout: float = 5.0) -> None:
         if self._thread is None:
             return
-        self._queue.put(None)
-        self._thread.join(timeout)
+        if self._thread.is_alive():
+            with contextlib.suppress(queue.Full):
+                self._queue.put(None, timeout=timeout)
+            self._thread.join(timeout)
         self._thread = None
 
     def _report(self, message: str) -> None:
@@ -175,6 +208,7 @@ class History:
                 raise sqlite3.DatabaseError(f"integrity check: {status}")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(SCHEMA)
+            _migrate(conn)
             return conn
         except sqlite3.DatabaseError as exc:
             if _is_damage(exc) and self.path.exists():
@@ -227,13 +261,23 @@ class History:
                     batch.append(item)
             except queue.Empty:
                 pass
-            if conn is None and time.monotonic() >= retry_at:
+            if conn is None and (time.monotonic() >= retry_at or stopping):
                 conn = self._open()
-                retry_at = time.monotonic() + 30
-            if conn is not None and batch:
-                conn = self._write(conn, batch)
-            if conn is not None:
-                self._maybe_prune(conn)
+                retry_at = time.monotonic() + self.retry_seconds
+            # records that could not be written wait (bounded) for the database to return
+            self._backlog.extend(batch)
+            if len(self._backlog) > MAX_PENDING:
+                del self._backlog[: len(self._backlog) - MAX_PENDING]
+            try:
+                if conn is not None and self._backlog:
+                    conn = self._write(conn, self._backlog)
+                    if conn is not None:
+                        self._backlog = []
+                if conn is not None:
+                    self._maybe_prune(conn)
+            except Exception:  # never let the writer die: report and go on
+                log.exception("the history writer hit an unexpected error")
+                self._backlog = []
             self._done(len(batch))
         if conn is not None:
             conn.close()
@@ -242,13 +286,16 @@ class History:
         self, conn: sqlite3.Connection, batch: list[RouteRecord]
     ) -> sqlite3.Connection | None:
         placeholders = ", ".join("?" for _ in COLUMNS)
+        sql = f"INSERT OR IGNORE INTO requests ({', '.join(COLUMNS)}) VALUES ({placeholders})"
+        rows = []
+        for record in batch:
+            try:
+                rows.append(_row(record))
+            except Exception as exc:  # one odd record must not cost the others
+                self._report(f"a request could not be saved in the history: {exc}")
         try:
             with conn:
-                conn.executemany(
-                    f"INSERT OR IGNORE INTO requests ({', '.join(COLUMNS)}) "
-                    f"VALUES ({placeholders})",
-                    [_row(r) for r in batch],
-                )
+                conn.executemany(sql, rows)
             if self.problem and "not being saved" in self.problem:
                 self.problem = None
             return conn
@@ -288,6 +335,14 @@ class History:
         with self._written:
             self._pending -= n
             self._written.notify_all()
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    have = {row[1] for row in conn.execute("PRAGMA table_info(requests)")}
+    for name, definition in ADDED_COLUMNS.items():
+        if name not in have:
+            conn.execute(f"ALTER TABLE requests ADD COLUMN {name} {definition}")
+    conn.commit()
 
 
 def _is_damage(exc: sqlite3.DatabaseError) -> bool:
@@ -335,18 +390,24 @@ def recent(
         order = "id ASC"
     else:
         order = "time DESC, id DESC"
-    with reading(path) as conn:
-        rows = conn.execute(
-            f"SELECT * FROM requests{clause} ORDER BY {order} LIMIT ?", (*args, limit)
-        ).fetchall()
+    try:
+        with reading(path) as conn:
+            rows = conn.execute(
+                f"SELECT * FROM requests{clause} ORDER BY {order} LIMIT ?", (*args, limit)
+            ).fetchall()
+    except _NoTable:
+        return []
     return [_as_dict(r) for r in rows]
 
 
 def get(path: Path, uid: str) -> dict[str, Any] | None:
     if not path.exists():
         return None
-    with reading(path) as conn:
-        row = conn.execute("SELECT * FROM requests WHERE uid = ?", (uid,)).fetchone()
+    try:
+        with reading(path) as conn:
+            row = conn.execute("SELECT * FROM requests WHERE uid = ?", (uid,)).fetchone()
+    except _NoTable:
+        return None
     return _as_dict(row) if row else None
 
 
@@ -398,22 +459,89 @@ def summarize(rows: Iterable[dict[str, Any]], since: float) -> list[dict[str, An
     return out
 
 
+_FAILED = "(status >= 400 OR error IS NOT NULL)"
+
+
+def _summary_sql(
+    conn: sqlite3.Connection, since: float, durations: dict[str | None, list[float]]
+) -> list[dict[str, Any]]:
+    """Per model, counted in SQLite; ``durations`` (answered requests, sorted) give the
+    median and p95."""
+    groups = conn.execute(
+        f"SELECT client_model, max(provider), count(*), sum(CASE WHEN {_FAILED} THEN 1 "
+        "ELSE 0 END), coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0) "
+        "FROM requests WHERE time >= ? GROUP BY client_model ORDER BY count(*) DESC LIMIT 200",
+        (since,),
+    ).fetchall()
+    return [
+        {
+            "model": model or "(none)",
+            "provider": provider,
+            "requests": n,
+            "errors": errors,
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "median_ms": _pick(durations.get(model, []), 0.5),
+            "p95_ms": _pick(durations.get(model, []), 0.95),
+        }
+        for model, provider, n, errors, prompt, completion in groups
+    ]
+
+
+def _pick(ordered: list[float], q: float) -> float | None:
+    if not ordered:
+        return None
+    return round(ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))], 1)
+
+
+def _durations(
+    conn: sqlite3.Connection, since: float, today: float
+) -> tuple[dict[str | None, list[float]], dict[str | None, list[float]]]:
+    period: dict[str | None, list[float]] = {}
+    recent: dict[str | None, list[float]] = {}
+    for model, when, duration in conn.execute(
+        f"SELECT client_model, time, duration_ms FROM requests WHERE time >= ? AND NOT {_FAILED}",
+        (since,),
+    ):
+        period.setdefault(model, []).append(duration)
+        if when >= today:
+            recent.setdefault(model, []).append(duration)
+    for table in (period, recent):
+        for values in table.values():
+            values.sort()
+    return period, recent
+
+
 def usage(path: Path, days: int = 7, now: float | None = None) -> dict[str, Any]:
     """Today and the last ``days`` days per model, and requests per day for a chart."""
     now = time.time() if now is None else now
     start = _local_midnight(now, days - 1)
-    rows: list[dict[str, Any]] = []
-    if path.exists():
+    if not path.exists():
+        return usage_of([], days, now)
+    try:
         with reading(path) as conn:
-            rows = [
-                dict(r)
-                for r in conn.execute(
-                    "SELECT time, client_model, provider, status, error, duration_ms, "
-                    "prompt_tokens, completion_tokens FROM requests WHERE time >= ?",
+            midnight = _local_midnight(now)
+            in_period, in_today = _durations(conn, start, midnight)
+            period = _summary_sql(conn, start, in_period)
+            today = _summary_sql(conn, midnight, in_today)
+            per_day = {
+                day: (n, errors, tokens)
+                for day, n, errors, tokens in conn.execute(
+                    "SELECT date(time, 'unixepoch', 'localtime'), count(*), "
+                    f"sum(CASE WHEN {_FAILED} THEN 1 ELSE 0 END), "
+                    "coalesce(sum(prompt_tokens), 0) + coalesce(sum(completion_tokens), 0) "
+                    "FROM requests WHERE time >= ? GROUP BY 1",
                     (start,),
                 )
-            ]
-    return usage_of(rows, days, now)
+            }
+    except _NoTable:
+        return usage_of([], days, now)
+    daily = []
+    for back in range(days - 1, -1, -1):
+        day = time.strftime("%Y-%m-%d", time.localtime(_local_midnight(now, back)))
+        n, errors, tokens = per_day.get(day, (0, 0, 0))
+        daily.append({"date": day, "requests": n, "errors": errors, "tokens": tokens})
+    return {"days": days, "today": today, "period": period, "daily": daily}
 
 
 def usage_of(rows: list[dict[str, Any]], days: int, now: float | None = None) -> dict[str, Any]:

@@ -60,6 +60,18 @@ def log_row(r: dict[str, Any]) -> tuple[str, ...]:
     )
 
 
+FOLLOW_WIDTHS = (14, 32, 40, 16, 6, 6, 7, 7, 11, 0)
+
+
+def _fixed(cells: tuple[str, ...]) -> str:
+    out = []
+    for cell, width in zip(cells, FOLLOW_WIDTHS, strict=True):
+        if width and len(cell) > width:
+            cell = cell[: width - 1] + "…"
+        out.append(cell.ljust(width) if width else cell)
+    return "  ".join(out).rstrip()
+
+
 def cmd_logs(path: Path, lines: int, follow: bool) -> int:
     try:
         rows = history.recent(path, max(1, lines))
@@ -70,9 +82,13 @@ def cmd_logs(path: Path, lines: int, follow: bool) -> int:
         print(f"No requests in the history yet ({path}).")
         return 0
     rows.reverse()
-    print(render_table(LOG_HEADER, [log_row(r) for r in rows]), flush=True)
     if not follow:
+        print(render_table(LOG_HEADER, [log_row(r) for r in rows]), flush=True)
         return 0
+    # following: fixed column widths, since later rows are not known yet
+    print(_fixed(LOG_HEADER), flush=True)
+    for r in rows:
+        print(_fixed(log_row(r)), flush=True)
     last = max((r["id"] for r in rows), default=0)
     try:
         while True:
@@ -82,7 +98,7 @@ def cmd_logs(path: Path, lines: int, follow: bool) -> int:
             except sqlite3.Error:
                 continue  # trayproxy may be creating the database right now
             for r in new:
-                print("  ".join(log_row(r)).rstrip(), flush=True)
+                print(_fixed(log_row(r)), flush=True)
                 last = r["id"]
     except KeyboardInterrupt:
         return 0

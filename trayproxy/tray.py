@@ -152,11 +152,17 @@ class Tray:
             self.click(menu.QUIT)
             return False
 
+        def reload(*_: Any) -> bool:
+            self.click(menu.RELOAD)
+            return True  # keep the handler
+
         try:
             from gi.repository import GLib
 
             for sig in (signal.SIGINT, signal.SIGTERM):
                 GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, sig, stop)
+            if hasattr(signal, "SIGHUP"):
+                GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGHUP, reload)
         except Exception:
             log.debug("no GLib signal handlers", exc_info=True)
 
@@ -210,15 +216,22 @@ def run(app: App) -> bool:
         except Exception as exc:  # Xlib raises DisplayNameError etc., not ImportError
             reason = f"{type(exc).__name__}: {exc}"
     if reason is not None:
-        log.warning(
-            "No system tray available (%s); trayproxy keeps serving without an icon. "
-            "Open %s/_trayproxy/ in a browser for the routing log.",
-            reason,
-            app.server.root_url if app.server else "http://127.0.0.1:8000",
-        )
+        if app.server is not None:
+            log.warning(
+                "No system tray available (%s); trayproxy keeps serving without an icon. "
+                "Open %s/_trayproxy/ in a browser for the routing log.",
+                reason,
+                app.server.root_url,
+            )
+        else:
+            log.warning("No system tray available (%s).", reason)
         return False
     app.set_notifier(tray.notify)
     app.add_listener(tray.refresh)
+    if tray.backend not in ("xorg", "dummy"):  # those wait in App.wait, which sees Quit
+        app.add_quit_listener(
+            lambda: threading.Thread(target=tray.icon.stop, name="tray-stop").start()
+        )
     log.info("tray icon ready (backend %s)", tray.backend)
     try:
         tray.run()

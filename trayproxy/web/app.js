@@ -339,7 +339,10 @@ async function loadStatus() {
 document.addEventListener("DOMContentLoaded", () => {
   $("#copy-url").addEventListener("click", copyUrl);
   for (const b of document.querySelectorAll("button[data-action]")) {
-    b.addEventListener("click", () => runAction(b.dataset.action));
+    b.addEventListener("click", () => {
+      if (b.dataset.confirm && !window.confirm(b.dataset.confirm)) return;
+      runAction(b.dataset.action);
+    });
   }
   for (const tab of document.querySelectorAll(".tabs button")) {
     tab.addEventListener("click", () => {
