@@ -18,6 +18,7 @@ name, so a test (or the Node client test) picks a behaviour through the config m
 - ``auth-echo``: 401, echoing the key it was sent (as some providers do).
 - ``echo-400``: 400, echoing the key it was sent.
 - ``firehose``: a stream of ``FIREHOSE_BYTES`` as fast as the socket takes it.
+- ``split``: a normal stream whose every event is cut in two writes, mid-JSON.
 """
 
 from __future__ import annotations
@@ -254,7 +255,13 @@ class FakeUpstream:
         await resp.prepare(request)
 
         async def send(obj: Any) -> None:
-            await resp.write(b"data: " + json.dumps(obj).encode() + b"\n\n")
+            event = b"data: " + json.dumps(obj).encode() + b"\n\n"
+            if model == "split":
+                half = len(event) // 2
+                await resp.write(event[:half])
+                await asyncio.sleep(0.01)
+                event = event[half:]
+            await resp.write(event)
 
         try:
             if model == "pings":

@@ -339,6 +339,25 @@ def test_echoed_keys_in_passed_through_errors_are_hidden(serve) -> None:
     assert UPSTREAM_KEY not in body.decode() and "[redacted]" in body.decode()
 
 
+def test_events_split_across_writes_arrive_whole_and_are_counted(serve) -> None:
+    server = serve()
+    client = openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0)
+    pieces, usage = [], None
+    for chunk in client.chat.completions.create(
+        model="fake/split",
+        messages=MESSAGES,
+        stream=True,
+        stream_options={"include_usage": True},
+    ):
+        if chunk.choices and chunk.choices[0].delta.content:
+            pieces.append(chunk.choices[0].delta.content)
+        usage = chunk.usage or usage
+    assert "".join(pieces) == "Hello from the fake upstream."
+    assert usage is not None and usage.completion_tokens == 6
+    rec = record(server)
+    assert (rec["prompt_tokens"], rec["completion_tokens"]) == (11, 6)
+
+
 def test_keep_alive_pings_are_not_progress(serve, upstream) -> None:
     upstream.slow_seconds = 4
     server = serve()

@@ -110,6 +110,7 @@ def test_page_live_filters_chart_and_hostile_ids(app: App, tmp_path: Path) -> No
         assert "model: fake/error-429 → error-429" in detail
         assert "routed by provider prefix 'fake/'" in detail
         assert "added headers: authorization" in detail
+        assert not driver.find_element(By.ID, "detail-attempts-title").is_displayed()
         assert "http://127.0.0.1:" in detail  # the upstream URL
         time.sleep(0.3)
         driver.save_screenshot(str(ARTIFACTS / "page-detail.png"))

@@ -81,6 +81,8 @@ async def run(
         ms = round((time.perf_counter() - started) * 1000, 1)
         if isinstance(outcome, Failure):
             failure = outcome
+            if len(routes) == 1:
+                continue  # one route: the record itself says what happened
             draft.attempts.append(
                 {
                     "provider": name,

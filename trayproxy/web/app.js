@@ -278,6 +278,11 @@ async function showDetail(uid) {
   const dl = $("#detail-fields");
   dl.replaceChildren();
   for (const [k, v] of fields) { dl.appendChild(el("dt", k)); dl.appendChild(el("dd", v)); }
+  const attempts = r.attempts || [];
+  $("#detail-attempts-title").hidden = attempts.length === 0;
+  $("#detail-attempts").replaceChildren(...attempts.map((a) => el("li",
+    `${a.provider} / ${a.model}: ${a.status === null ? "skipped" : a.status}` +
+    (a.ms ? ` in ${ms(a.ms)}` : "") + (a.error ? ` — ${a.error}` : ""))));
   const rewrites = r.rewrites.length ? r.rewrites : ["nothing"];
   $("#detail-rewrites").replaceChildren(...rewrites.map((t) => el("li", t)));
   $("#detail-body-title").hidden = !r.error_body;
