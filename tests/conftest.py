@@ -29,6 +29,9 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TRAYPROXY_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("BROWSER", "true")  # no test opens a real browser by accident
+    # autostart entries and desktop files go to a scratch XDG tree, never the real one
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
 
 
 def config_text(upstream_url: str, *, extra: str = "", port: int = 0) -> str:

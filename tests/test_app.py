@@ -88,11 +88,13 @@ def test_status_line_and_menu(make_app) -> None:
         "Recent routing log",
         "Open config file",
         "Open log folder",
+        "Start at login",
         "Quit",
     ]
     assert not entries[0].clickable
     assert [e.label for e in entries if e.default] == ["Recent routing log"]
     assert {e.command for e in entries if e.clickable} == set(menu.COMMANDS)
+    assert [e.checked for e in entries if e.checked is not None] == [False]
 
 
 def test_copy_base_url(make_app) -> None:
@@ -311,6 +313,21 @@ def test_page_actions_run_app_commands(make_app) -> None:
     assert status == 403
     status, _, _ = http("POST", url + "reload", b"{}", {"Content-Type": "text/plain"})
     assert status == 415
+
+
+def test_start_at_login_toggles_a_real_autostart_entry(make_app, tmp_path: Path) -> None:
+    import os
+
+    app = make_app()
+    app.start()
+    entry = Path(os.environ["XDG_CONFIG_HOME"]) / "autostart" / "trayproxy.desktop"
+    notice = app.dispatch(menu.AUTOSTART)
+    assert notice is not None and notice.ok and str(entry) in notice.message
+    assert entry.is_file() and "Exec=" in entry.read_text()
+    assert [e.checked for e in app.menu() if e.checked is not None] == [True]
+    app.dispatch(menu.AUTOSTART)
+    assert not entry.exists()
+    assert [e.checked for e in app.menu() if e.checked is not None] == [False]
 
 
 def test_page_can_quit(make_app) -> None:

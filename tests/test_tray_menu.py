@@ -53,6 +53,7 @@ def test_menu_items_and_their_actions(app: App) -> None:
         "Recent routing log",
         "Open config file",
         "Open log folder",
+        "Start at login",
         "Quit",
     ]
     status = items[0]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trayproxy import desktop, menu
+from trayproxy import autostart, desktop, menu
 from trayproxy.config import (
     Config,
     ConfigError,
@@ -61,6 +61,7 @@ class App:
     overrides: Overrides = field(default_factory=Overrides)
     lock: InstanceLock | None = None
     desktop: Any = desktop  # the module; tests swap in a recorder
+    autostart: Any = autostart
 
     def __post_init__(self) -> None:
         self.server: ProxyServer | None = None
@@ -144,7 +145,13 @@ class App:
         return self.error or "Starting…"
 
     def menu(self) -> tuple[menu.Entry, ...]:
-        return menu.menu_spec(self.status, serving=self.serving)
+        return menu.menu_spec(self.status, serving=self.serving, autostart=self.autostart_on())
+
+    def autostart_on(self) -> bool:
+        try:
+            return bool(self.autostart.enabled())
+        except OSError:
+            return False
 
     # ------------------------------------------------------------ lifecycle
 
@@ -262,6 +269,7 @@ class App:
             menu.OPEN_LOG: self.open_routing_log,
             menu.OPEN_CONFIG: self.open_config,
             menu.OPEN_LOG_FOLDER: self.open_log_folder,
+            menu.AUTOSTART: self.toggle_autostart,
             menu.QUIT: self.request_quit,
         }
         handler = handlers.get(command)
@@ -366,6 +374,19 @@ class App:
         ok, why = self.desktop.open_path(folder)
         return None if ok else Notice("Could not open the log folder", why, ok=False)
 
+    def toggle_autostart(self) -> Notice:
+        try:
+            if self.autostart.enabled():
+                where = self.autostart.disable()
+                notice = Notice("Start at login", f"trayproxy will not start at login ({where}).")
+            else:
+                where = self.autostart.enable()
+                notice = Notice("Start at login", f"trayproxy will start at login ({where}).")
+        except OSError as exc:
+            return Notice("Start at login", f"Could not change it: {exc}", ok=False)
+        self._changed()
+        return notice
+
     def request_quit(self) -> None:
         self.quit_requested.set()
         self._wake.set()
@@ -415,6 +436,7 @@ class App:
             "open_config": wrap(self.open_config, "opened the config file"),
             "open_log_folder": wrap(self.open_log_folder, "opened the log folder"),
             "quit": wrap(self._quit_from_page, "trayproxy is quitting"),
+            "toggle_autostart": wrap(self.toggle_autostart, "changed"),
         }
 
     def _quit_from_page(self) -> None:

@@ -20,7 +20,15 @@ from trayproxy.table import render_table
 log = logging.getLogger("trayproxy")
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
-COMMANDS = ("serve", "check", "config-path", "logs", "usage")
+COMMANDS = (
+    "serve",
+    "check",
+    "config-path",
+    "logs",
+    "usage",
+    "install-desktop",
+    "autostart",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
         "-f", "--follow", action="store_true", help="keep printing new requests until Ctrl-C"
     )
 
+    desktop = sub.add_parser(
+        "install-desktop", help="add trayproxy to the applications menu (Linux, this user)"
+    )
+    desktop.add_argument("--uninstall", action="store_true", help="remove it again")
+
+    login = sub.add_parser("autostart", help="start trayproxy at login: on, off or status")
+    login.add_argument("state", choices=("on", "off", "status"), nargs="?", default="status")
+
     usage = sub.add_parser("usage", help="requests, errors, tokens and latency per model")
     usage.add_argument(
         "--days",
@@ -92,6 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from trayproxy.report import cmd_logs
 
         return cmd_logs(app_paths().data_dir / "history.db", args.lines, args.follow)
+    if command == "install-desktop":
+        return cmd_install_desktop(args.uninstall)
+    if command == "autostart":
+        return cmd_autostart(args.state)
     if command == "usage":
         from trayproxy.report import cmd_usage
 
@@ -242,6 +262,38 @@ def cmd_serve(args: argparse.Namespace, *, with_tray: bool) -> int:
     finally:
         log.info("stopping (in-flight requests get up to 3 s)")
         app.shutdown(grace=3.0)
+
+
+def cmd_install_desktop(uninstall: bool) -> int:
+    from trayproxy import desktop_entry
+
+    if not sys.platform.startswith("linux"):
+        print("install-desktop is for Linux; see the README's Install section for your OS.")
+        return 1
+    if uninstall:
+        removed = desktop_entry.uninstall()
+        print("Removed " + (", ".join(map(str, removed)) if removed else "nothing"))
+        return 0
+    written = desktop_entry.install()
+    print(f"Added trayproxy to the applications menu: {written[-1]}")
+    return 0
+
+
+def cmd_autostart(state: str) -> int:
+    from trayproxy import autostart
+
+    try:
+        if state == "on":
+            print(f"trayproxy will start at login ({autostart.enable()})")
+        elif state == "off":
+            print(f"trayproxy will not start at login ({autostart.disable()})")
+        else:
+            on = autostart.enabled()
+            print(f"start at login: {'on' if on else 'off'} ({autostart.location()})")
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _has_terminal() -> bool:

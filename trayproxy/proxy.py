@@ -105,6 +105,8 @@ async def status_api(request: web.Request) -> web.Response:
                 for name, p in config.providers.items()
             },
             "started": state.started,
+            "actions": sorted(state.actions),
+            "autostart": _autostart_on(),
             "history": (
                 None
                 if state.history is None
@@ -112,6 +114,15 @@ async def status_api(request: web.Request) -> web.Response:
             ),
         }
     )
+
+
+def _autostart_on() -> bool:
+    from trayproxy import autostart
+
+    try:
+        return autostart.enabled()
+    except OSError:
+        return False
 
 
 async def _client_session(app: web.Application) -> AsyncIterator[None]:

@@ -75,7 +75,15 @@ class Tray:
     def _items(self) -> list[Any]:
         items: list[Any] = []
         for entry in self.app.menu():
-            if entry.clickable:
+            if entry.clickable and entry.checked is not None:
+                items.append(
+                    self.pystray.MenuItem(
+                        entry.label,
+                        self._action(entry.command),
+                        checked=lambda _item, state=entry.checked: state,
+                    )
+                )
+            elif entry.clickable:
                 items.append(
                     self.pystray.MenuItem(
                         entry.label, self._action(entry.command), default=entry.default

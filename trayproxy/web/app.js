@@ -338,11 +338,18 @@ async function loadStatus() {
     for (const m of models.data) state.models.add(m.id);
     fillSelects();
     if (s.history && s.history.problem) notice("Routing history: " + s.history.problem, false);
+    const canToggle = (s.actions || []).includes("toggle_autostart");
+    $("#autostart-box").hidden = !canToggle;
+    $("#autostart").checked = Boolean(s.autostart);
+    for (const b of document.querySelectorAll("button[data-action]")) {
+      b.hidden = !(s.actions || []).includes(b.dataset.action);
+    }
   } catch (e) { /* the table still works */ }
 }
 
 document.addEventListener("DOMContentLoaded", () => {
   $("#copy-url").addEventListener("click", copyUrl);
+  $("#autostart").addEventListener("change", () => runAction("toggle_autostart"));
   for (const b of document.querySelectorAll("button[data-action]")) {
     b.addEventListener("click", () => {
       if (b.dataset.confirm && !window.confirm(b.dataset.confirm)) return;
