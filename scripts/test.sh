@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Install everything the tests need, then run them all:
 #   - Debian/Ubuntu packages for the real-tray tests (Xvfb, a tray host, xdotool, xclip,
-#     DBus, a notification daemon, GTK) and the browser tests (chromium, chromedriver)
-#     when apt-get is available (as root or with sudo);
+#     DBus, a notification daemon, GTK), the browser tests (chromium, chromedriver) and
+#     the desktop entry checks (desktop-file-utils) when apt-get is available;
 #   - ./.venv with trayproxy, its test extra and PyGObject;
-#   - Continue's transport (npm, pinned in tests/js).
+#   - Continue's transport (npm, pinned in tests/js);
+#   - the Linux double-click bundle (packaging/build.sh), which a test starts and drives.
 # Extra arguments go to pytest (e.g. `bash scripts/test.sh -k tray -x`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,7 @@ cd "$(dirname "$0")/.."
 DEB_PACKAGES=(
     xvfb xauth trayer xdotool x11-utils xclip imagemagick dbus-daemon notification-daemon
     gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1 libgirepository1.0-dev libcairo2-dev
-    pkg-config python3-venv chromium chromium-driver
+    pkg-config python3-venv chromium chromium-driver desktop-file-utils
 )
 command -v node >/dev/null 2>&1 || DEB_PACKAGES+=(nodejs npm)
 
@@ -57,6 +58,11 @@ npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+# The Linux double-click bundle, for tests/test_bundle.py (about 1.5 min; skip it with
+# TRAYPROXY_SKIP_BUNDLE_TESTS=1).
+if [ "${TRAYPROXY_SKIP_BUNDLE_TESTS:-0}" != "1" ] && [ "$(uname -s)" = "Linux" ]; then
+    bash packaging/build.sh dist
+fi
 # Load and soak (first, so that pytest's summary stays the last line): 10,000 requests,
 # half streamed, 64 at a time, through a real `trayproxy serve`.
 if [ "$#" -eq 0 ]; then

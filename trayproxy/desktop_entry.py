@@ -26,7 +26,7 @@ def render(command: list[str], *, autostart: bool = False) -> str:
         f"Exec={desktop_exec(command)}",
         f"Icon={APP_ID}",
         "Terminal=false",
-        "Categories=Development;Network;",
+        "Categories=Development;",
         "Keywords=LLM;OpenAI;proxy;Continue;gateway;",
         "StartupNotify=false",
     ]
