@@ -209,3 +209,11 @@ def test_default_config_dir_is_platformdirs() -> None:
     p = paths.app_paths({})
     assert "trayproxy" in str(p.config_file)
     assert p.config_file.name == "config.toml"
+
+
+def test_capabilities_are_checked() -> None:
+    err = error_of(SEED + 'capabilities = ["telepathy"]\n')
+    assert err.key == 'models."nvidia/kimi-k2-thinking".capabilities'
+    assert '"tool_use", "vision", "reasoning"' in str(err)
+    ok = parse(SEED + 'capabilities = ["tool_use", "vision"]\n', environ={})
+    assert ok.models["nvidia/kimi-k2-thinking"].capabilities == ("tool_use", "vision")

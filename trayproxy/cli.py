@@ -28,6 +28,7 @@ COMMANDS = (
     "usage",
     "install-desktop",
     "autostart",
+    "continue-config",
 )
 
 
@@ -67,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument(
         "-f", "--follow", action="store_true", help="keep printing new requests until Ctrl-C"
     )
+
+    cont = sub.add_parser(
+        "continue-config", help="print a Continue config.yaml models block for every mapped id"
+    )
+    with_config(cont)
 
     desktop = sub.add_parser(
         "install-desktop", help="add trayproxy to the applications menu (Linux, this user)"
@@ -108,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from trayproxy.report import cmd_logs
 
         return cmd_logs(app_paths().data_dir / "history.db", args.lines, args.follow)
+    if command == "continue-config":
+        return cmd_continue_config(args.config)
     if command == "install-desktop":
         return cmd_install_desktop(args.uninstall)
     if command == "autostart":
@@ -262,6 +270,20 @@ def cmd_serve(args: argparse.Namespace, *, with_tray: bool) -> int:
     finally:
         log.info("stopping (in-flight requests get up to 3 s)")
         app.shutdown(grace=3.0)
+
+
+def cmd_continue_config(override: str | None) -> int:
+    from trayproxy.continue_config import render
+
+    path = config_path(override)
+    try:
+        config = load_file(path)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    base = f"http://{format_host(config.server.host)}:{config.server.port}/v1"
+    print(render(config, base), end="")
+    return 0
 
 
 def cmd_install_desktop(uninstall: bool) -> int:

@@ -36,6 +36,7 @@ DEFAULT_LOG_SIZE = 500
 
 SECTIONS = frozenset({"server", "routing", "history", "providers", "models"})
 HISTORY_KEYS = frozenset({"days"})
+CAPABILITIES = ("tool_use", "vision", "reasoning")
 SERVER_KEYS = frozenset(
     {
         "host",
@@ -52,7 +53,9 @@ ROUTING_KEYS = frozenset({"provider_prefix"})
 PROVIDER_KEYS = frozenset(
     {"base_url", "api_key", "headers", "connect_timeout", "first_byte_timeout", "idle_timeout"}
 )
-MODEL_KEYS = frozenset({"provider", "model", "max_context_size", "max_output_tokens", "fallbacks"})
+MODEL_KEYS = frozenset(
+    {"provider", "model", "max_context_size", "max_output_tokens", "fallbacks", "capabilities"}
+)
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -123,6 +126,7 @@ class ModelMapping:
     max_context_size: int | None = None
     max_output_tokens: int | None = None
     fallbacks: tuple[str, ...] = ()  # other client ids to try when this one fails to start
+    capabilities: tuple[str, ...] = ()  # from CAPABILITIES
 
 
 @dataclass(frozen=True)
@@ -470,6 +474,12 @@ def _model(c: _Checker, model_id: str, raw: Any, providers: Mapping[str, Provide
         )
     if model_id in fallbacks:
         raise c.fail((*path, "fallbacks"), "must not name the model itself")
+    capabilities = t.get("capabilities", [])
+    if not isinstance(capabilities, list) or any(cap not in CAPABILITIES for cap in capabilities):
+        raise c.fail(
+            (*path, "capabilities"),
+            "must be a list of " + ", ".join(f'"{cap}"' for cap in CAPABILITIES),
+        )
     return ModelMapping(
         id=model_id,
         provider=provider,
@@ -477,6 +487,7 @@ def _model(c: _Checker, model_id: str, raw: Any, providers: Mapping[str, Provide
         max_context_size=ctx,
         max_output_tokens=out,
         fallbacks=tuple(dict.fromkeys(f.strip() for f in fallbacks)),
+        capabilities=tuple(dict.fromkeys(capabilities)),
     )
 
 

@@ -55,8 +55,13 @@ def _model_entry(config: Config, model_id: str, provider: str) -> dict[str, Any]
         "owned_by": provider,
     }
     mapping = config.models.get(model_id)
-    if mapping is not None and mapping.max_context_size:
-        entry["context_length"] = mapping.max_context_size
+    if mapping is not None:
+        if mapping.max_context_size:
+            entry["context_length"] = mapping.max_context_size
+        if mapping.max_output_tokens:
+            entry["max_output_tokens"] = mapping.max_output_tokens
+        if mapping.capabilities:
+            entry["capabilities"] = list(mapping.capabilities)
     return entry
 
 
