@@ -53,6 +53,28 @@ def wait_for(predicate, timeout: float = 15, interval: float = 0.1):
 class Desktop:
     display: str
     env: dict[str, str]
+    procs: list[subprocess.Popen]
+
+    def start_tray_host(self) -> None:
+        # the panel at the bottom: notifications pop up at the top and must not cover the icon
+        trayer = subprocess.Popen(
+            [
+                "trayer",
+                "--edge",
+                "bottom",
+                "--align",
+                "right",
+                "--widthtype",
+                "request",
+                "--height",
+                "32",
+            ],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.procs.append(trayer)
+        assert wait_for(lambda: _tray_host_ready(self.display), 10), "trayer took no tray"
 
     def run(self, *cmd: str, timeout: float = 10) -> str:
         result = subprocess.run(
@@ -133,7 +155,7 @@ def _free_display() -> int:
 
 
 @contextmanager
-def desktop_session() -> Iterator[Desktop]:
+def desktop_session(tray_host: bool = True) -> Iterator[Desktop]:
     require_desktop_tools()
     n = _free_display()
     display = f":{n}"
@@ -147,26 +169,10 @@ def desktop_session() -> Iterator[Desktop]:
         assert wait_for(lambda: Path(f"/tmp/.X11-unix/X{n}").exists(), 10), "Xvfb did not start"
         env = {**os.environ, "DISPLAY": display, "NO_AT_BRIDGE": "1"}
         env.pop("WAYLAND_DISPLAY", None)
-        # the panel at the bottom: notifications pop up at the top and must not cover the icon
-        trayer = subprocess.Popen(
-            [
-                "trayer",
-                "--edge",
-                "bottom",
-                "--align",
-                "right",
-                "--widthtype",
-                "request",
-                "--height",
-                "32",
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        procs.append(trayer)
-        assert wait_for(lambda: _tray_host_ready(display), 10), "trayer did not take the tray"
-        yield Desktop(display, env)
+        desktop = Desktop(display, env, procs)
+        if tray_host:
+            desktop.start_tray_host()
+        yield desktop
     finally:
         for proc in reversed(procs):
             proc.terminate()

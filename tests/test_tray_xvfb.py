@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -125,15 +126,16 @@ def test_xorg_tray_without_menu_opens_the_page_on_click(desktop, tmp_path: Path,
     try:
         icon = wait_for(lambda: desktop.find_icon("--class", "^trayproxy$"), 20)
         assert icon, "the xorg tray icon did not dock"
-        x, y, w, h = icon
         desktop.screenshot("tray-xorg.png")
 
         def click_opens_page() -> bool:
-            # the icon may be docked a moment before its event loop runs: click again
-            desktop.click(x + w // 2, y + h // 2, 1)
+            # the icon may be docked a moment before its event loop runs, and the panel may
+            # still be moving it: look where it is now, click, and try again
+            where = desktop.find_icon("--class", "^trayproxy$") or icon
+            desktop.click(where[0] + where[2] // 2, where[1] + where[3] // 2, 1)
             return bool(wait_for(lambda: os.path.exists(opened), 2))
 
-        assert wait_for(click_opens_page, 15, interval=0)
+        assert wait_for(click_opens_page, 30, interval=0)
         assert Path(opened).read_text().strip() == f"http://127.0.0.1:{port}/_trayproxy/"
         # the page offers the menu's actions
         page = http("GET", f"http://127.0.0.1:{port}/_trayproxy/")[2].decode()
@@ -182,3 +184,29 @@ def test_artifacts_dir_is_ignored() -> None:
     ignored = (Path(__file__).parent.parent / ".gitignore").read_text()
     assert "tests/artifacts/" in ignored
     assert ARTIFACTS.name == "artifacts"
+
+
+def test_xorg_icon_docks_when_the_tray_host_starts_later(tmp_path: Path, upstream) -> None:
+    """At login trayproxy may start before the panel: the icon must still appear."""
+    with desktop_session(tray_host=False) as late:
+        port = free_port()
+        proc, _ = start_app(late, tmp_path, config_text(upstream.url, port=port), "xorg")
+        try:
+            assert wait_for(lambda: _serving(port), 15)
+            time.sleep(2.5)  # trayproxy has looked for a tray host and found none
+            assert late.find_icon("--class", "^trayproxy$") is None
+            late.start_tray_host()
+            assert wait_for(lambda: late.find_icon("--class", "^trayproxy$"), 15), "not docked"
+            proc.terminate()
+            assert proc.wait(15) == 0
+        finally:
+            output = stop(proc)
+    assert "no tray host is running yet" in output
+    assert "Traceback" not in output
+
+
+def _serving(port: int) -> bool:
+    try:
+        return http("GET", f"http://127.0.0.1:{port}/v1/models")[0] == 200
+    except OSError:
+        return False

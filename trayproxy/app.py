@@ -70,7 +70,7 @@ class App:
         self.error_detail: str | None = None  # the whole message
         self._reload_lock = threading.Lock()
         self._listeners: list[Callable[[], None]] = []
-        self._notify: Callable[[Notice], None] = self._log_notice
+        self._show: Callable[[Notice], None] | None = None
         self._early: list[Notice] = []
         self._quit_listeners: list[Callable[[], None]] = []
         self._watcher: ConfigWatcher | None = None
@@ -81,12 +81,13 @@ class App:
 
     # ------------------------------------------------------------ wiring
 
-    def set_notifier(self, notify: Callable[[Notice], None]) -> None:
-        """Show notices with ``notify`` from now on, and the ones from start-up now."""
-        self._notify = notify
+    def set_notifier(self, show: Callable[[Notice], None]) -> None:
+        """Show notices with ``show`` from now on (a desktop notification), and the ones
+        from start-up now. Every notice is also logged, once, by ``notify``."""
+        self._show = show
         early, self._early = self._early, []
         for notice in early:
-            self.notify(notice)
+            self._display(notice)
 
     def add_listener(self, callback: Callable[[], None]) -> None:
         """Called (from any thread) when the status or icon should change."""
@@ -100,14 +101,19 @@ class App:
                 log.exception("a status listener failed")
 
     def notify(self, notice: Notice) -> None:
-        if self._notify == self._log_notice:
-            # the tray may not exist yet: replayed when it does (a few, not forever)
+        self._log_notice(notice)
+        if self._show is None:
+            # the tray may not exist yet: shown when it does (a few, not forever)
             self._early = [*self._early[-9:], notice]
+            return
+        self._display(notice)
+
+    def _display(self, notice: Notice) -> None:
+        assert self._show is not None
         try:
-            self._notify(notice)
+            self._show(notice)
         except Exception:
             log.exception("showing a notification failed")
-            self._log_notice(notice)
 
     @staticmethod
     def _log_notice(notice: Notice) -> None:

@@ -230,6 +230,9 @@ def setup_logging(verbose: bool = False, log_dir: Path | None = None) -> None:
     root.handlers[:] = handlers
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     logging.getLogger("aiohttp").setLevel(logging.WARNING)
+    # pystray logs tracebacks for conditions trayproxy reports itself in plain words (such
+    # as "no tray host yet"); keep them for -v
+    logging.getLogger("pystray").setLevel(logging.DEBUG if verbose else logging.CRITICAL)
 
 
 def cmd_serve(args: argparse.Namespace, *, with_tray: bool) -> int:

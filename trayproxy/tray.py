@@ -126,7 +126,7 @@ class Tray:
             log.debug("tray refresh failed", exc_info=True)
 
     def notify(self, notice: Notice) -> None:
-        App._log_notice(notice)
+        """Show a notice on the desktop (App.notify has logged it)."""
         if not getattr(self.icon, "HAS_NOTIFICATION", False):
             return
         try:
@@ -152,6 +152,46 @@ class Tray:
             self.icon._display.flush()
         except Exception:
             log.warning("could not make the tray icon clickable", exc_info=True)
+
+    def _watch_dock(self) -> None:
+        """xorg: dock when a tray host appears later (a panel started after trayproxy, or
+        restarted); pystray's xorg icon tries only when it is created or updated."""
+        try:
+            from Xlib import X
+            from Xlib import display as xdisplay
+
+            conn = xdisplay.Display()
+            atom = conn.intern_atom(f"_NET_SYSTEM_TRAY_S{conn.get_default_screen()}")
+        except Exception:
+            log.debug("cannot watch for a tray host", exc_info=True)
+            return
+        told = False
+        try:
+            root = conn.screen().root
+            while not self.app.quit_requested.wait(2.0):
+                if getattr(self.icon, "_systray_manager", None) and not self._on_root(conn, root):
+                    continue  # docked and embedded in the panel
+                if conn.get_selection_owner(atom) == X.NONE:
+                    if not told:
+                        told = True
+                        url = self.app.server.root_url if self.app.server else ""
+                        log.warning(
+                            "no tray host is running yet: the icon appears when one starts. "
+                            "Meanwhile the routing log is at %s/_trayproxy/",
+                            url,
+                        )
+                    continue
+                self.refresh()  # pystray docks the icon while updating it
+        finally:
+            conn.close()
+
+    def _on_root(self, conn: Any, root: Any) -> bool:
+        """The icon window still sits on the root window: the panel never embedded it."""
+        try:
+            window = conn.create_resource_object("window", self.icon._window.id)
+            return window.query_tree().parent.id == root.id
+        except Exception:
+            return False
 
     def _install_glib_signal_handlers(self) -> None:
         """GTK's main loop owns the main thread: let GLib turn Ctrl-C/SIGTERM into Quit."""
@@ -197,6 +237,8 @@ class Tray:
             target=self.icon.run, args=(setup,), name="tray-icon", daemon=True
         )
         thread.start()
+        if self.backend == "xorg":
+            threading.Thread(target=self._watch_dock, name="tray-dock", daemon=True).start()
         self.app.wait()
         stopper = threading.Thread(target=self.icon.stop, name="tray-stop", daemon=True)
         stopper.start()
