@@ -84,6 +84,7 @@ def test_status_line_and_menu(make_app) -> None:
     assert [e.label for e in entries] == [
         app.status,
         "Copy base URL",
+        "Copy Continue config",
         "Reload mappings",
         "Recent routing log",
         "Open config file",
@@ -105,6 +106,19 @@ def test_copy_base_url(make_app) -> None:
     assert desktop.calls == [("copy", app.server.base_url)]
     assert notice == Notice("Copied", f"{app.server.base_url} is on the clipboard")
     assert app.notices[-1] == notice
+
+
+def test_copy_continue_config(make_app) -> None:
+    desktop = Desktop()
+    app = make_app(desktop=desktop)
+    app.start()
+    notice = app.dispatch(menu.COPY_CONTINUE)
+    assert notice is not None and notice.ok and "5 models" in notice.message
+    [(kind, text)] = desktop.calls
+    assert kind == "copy" and text.count("provider: openai") == 5
+    assert f'apiBase: "{app.server.base_url}"' in text
+    status, _, body = http("GET", app.server.root_url + "/_trayproxy/api/continue-config")
+    assert status == 200 and body.decode() == text
 
 
 def test_copy_failure_says_why(make_app) -> None:

@@ -49,6 +49,7 @@ def test_menu_items_and_their_actions(app: App) -> None:
     assert shown == [
         f"Serving {app.server.base_url} · 5 models",
         "Copy base URL",
+        "Copy Continue config",
         "Reload mappings",
         "Recent routing log",
         "Open config file",

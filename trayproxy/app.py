@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trayproxy import autostart, desktop, menu
+from trayproxy import autostart, continue_config, desktop, menu
 from trayproxy.config import (
     Config,
     ConfigError,
@@ -271,6 +271,7 @@ class App:
         """Run a menu command. Never raises; the notice is also shown to the user."""
         handlers: dict[str, Callable[[], Notice | None]] = {
             menu.COPY_BASE_URL: self.copy_base_url,
+            menu.COPY_CONTINUE: self.copy_continue_config,
             menu.RELOAD: self.reload,
             menu.OPEN_LOG: self.open_routing_log,
             menu.OPEN_CONFIG: self.open_config,
@@ -304,6 +305,22 @@ class App:
         if ok:
             return Notice("Copied", f"{url} is on the clipboard")
         return Notice("Could not copy the base URL", f"{why}. The URL is {url}", ok=False)
+
+    def copy_continue_config(self) -> Notice:
+        """A Continue config.yaml with every mapped id, on the clipboard."""
+        if not self.serving:
+            return Notice("Not serving", self.error or "trayproxy is not serving", ok=False)
+        assert self.server is not None
+        text = continue_config.render(self.server.config, self.server.base_url)
+        n = len(self.server.config.models)
+        ok, why = self.desktop.copy_text(text)
+        if ok:
+            return Notice(
+                "Copied",
+                f"A Continue config with {n} models is on the clipboard: paste its models into "
+                "~/.continue/config.yaml.",
+            )
+        return Notice("Could not copy the Continue config", why, ok=False)
 
     def reload(self, source: str = "menu") -> Notice | None:
         """Re-read the config. On error the old mappings keep serving."""

@@ -150,8 +150,21 @@ async def events(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+async def continue_yaml(request: web.Request) -> web.Response:
+    """The Continue config.yaml for the page's "Copy Continue config" button."""
+    from trayproxy.continue_config import render
+
+    state = request.app[STATE]
+    return web.Response(
+        text=render(state.config, state.base_url),
+        content_type="text/yaml",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
 def add_routes(app: web.Application) -> None:
     r = app.router
+    r.add_get("/_trayproxy/api/continue-config", continue_yaml)
     r.add_get("/_trayproxy/api/logs", logs)
     r.add_get("/_trayproxy/api/logs/{uid}", log_detail)
     r.add_get("/_trayproxy/api/usage", usage)

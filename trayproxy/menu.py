@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 COPY_BASE_URL = "copy_base_url"
+COPY_CONTINUE = "copy_continue_config"
 RELOAD = "reload"
 OPEN_LOG = "open_routing_log"
 OPEN_CONFIG = "open_config"
@@ -12,7 +13,16 @@ OPEN_LOG_FOLDER = "open_log_folder"
 AUTOSTART = "toggle_autostart"
 QUIT = "quit"
 
-COMMANDS = (COPY_BASE_URL, RELOAD, OPEN_LOG, OPEN_CONFIG, OPEN_LOG_FOLDER, AUTOSTART, QUIT)
+COMMANDS = (
+    COPY_BASE_URL,
+    COPY_CONTINUE,
+    RELOAD,
+    OPEN_LOG,
+    OPEN_CONFIG,
+    OPEN_LOG_FOLDER,
+    AUTOSTART,
+    QUIT,
+)
 
 
 @dataclass(frozen=True)
@@ -32,6 +42,7 @@ def menu_spec(status: str, *, serving: bool, autostart: bool = False) -> tuple[E
     return (
         Entry(status, separator_after=True),
         Entry("Copy base URL", COPY_BASE_URL),
+        Entry("Copy Continue config", COPY_CONTINUE),
         Entry("Reload mappings", RELOAD),
         Entry("Recent routing log", OPEN_LOG, default=serving, separator_after=True),
         Entry("Open config file", OPEN_CONFIG, default=not serving),

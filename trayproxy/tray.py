@@ -108,7 +108,7 @@ class Tray:
                 self.app.request_quit()
                 if self.backend in ("gtk", "appindicator", "darwin", "win32"):
                     self.icon.stop()  # else Tray.run's wait() sees quit_requested
-            elif command == menu.COPY_BASE_URL:
+            elif command in (menu.COPY_BASE_URL, menu.COPY_CONTINUE):
                 self.app.dispatch(command)  # the GTK clipboard wants the GUI thread
             else:
                 threading.Thread(

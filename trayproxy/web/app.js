@@ -328,6 +328,16 @@ async function copyUrl() {
   }
 }
 
+async function copyContinue() {
+  try {
+    const text = await (await api(`${API}/continue-config`)).text();
+    await navigator.clipboard.writeText(text);
+    notice("A Continue config is on the clipboard: paste its models into ~/.continue/config.yaml.", true);
+  } catch (e) {
+    notice("Could not copy; run `trayproxy continue-config` instead.", false);
+  }
+}
+
 async function loadStatus() {
   try {
     const s = await (await api(`${API}/status`)).json();
@@ -349,6 +359,7 @@ async function loadStatus() {
 
 document.addEventListener("DOMContentLoaded", () => {
   $("#copy-url").addEventListener("click", copyUrl);
+  $("#copy-continue").addEventListener("click", copyContinue);
   $("#autostart").addEventListener("change", () => runAction("toggle_autostart"));
   for (const b of document.querySelectorAll("button[data-action]")) {
     b.addEventListener("click", () => {
