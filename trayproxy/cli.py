@@ -186,12 +186,19 @@ def describe_config(config: Config) -> str:
     return "\n".join(lines)
 
 
-def cmd_check(override: str | None) -> int:
-    path = config_path(override)
+def _load_or_say_why(path: Path) -> Config | None:
+    """The config, or None after printing where it is wrong."""
     try:
-        config = load_file(path)
+        return load_file(path)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
+def cmd_check(override: str | None) -> int:
+    path = config_path(override)
+    config = _load_or_say_why(path)
+    if config is None:
         return 1
     host = format_host(config.server.host)
     print(f"{path}: valid")
@@ -278,11 +285,8 @@ def cmd_serve(args: argparse.Namespace, *, with_tray: bool) -> int:
 def cmd_continue_config(override: str | None) -> int:
     from trayproxy.continue_config import render
 
-    path = config_path(override)
-    try:
-        config = load_file(path)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    config = _load_or_say_why(config_path(override))
+    if config is None:
         return 1
     base = f"http://{format_host(config.server.host)}:{config.server.port}/v1"
     print(render(config, base), end="")
