@@ -19,6 +19,7 @@ name, so a test (or the Node client test) picks a behaviour through the config m
 - ``echo-400``: 400, echoing the key it was sent.
 - ``firehose``: a stream of ``FIREHOSE_BYTES`` as fast as the socket takes it.
 - ``split``: a normal stream whose every event is cut in two writes, mid-JSON.
+- ``late``: a stream whose headers come at once and its first token after 0.5 s.
 """
 
 from __future__ import annotations
@@ -286,6 +287,8 @@ class FakeUpstream:
                 await resp.write(b"data: [DONE]\n\n")
                 return resp
             await resp.write(b": keep-alive comment\n\n")
+            if model == "late":
+                await asyncio.sleep(0.5)
             for i, word in enumerate(WORDS):
                 await send(self._chunk(endpoint, model, word, False))
                 if i == 0 and (model.startswith("gated") or model == "plain-stream"):

@@ -100,6 +100,15 @@ def test_non_stream_time_to_first_byte_is_the_header_time(proxy: Proxy) -> None:
     assert record["ttfb_ms"] <= record["duration_ms"]
 
 
+def test_stream_time_to_first_byte_waits_for_content(proxy: Proxy) -> None:
+    """Headers at once, first token 0.5 s later: the record shows the 0.5 s."""
+    status, _, body = chat(proxy, "fake/late", stream=True)
+    assert status == 200 and b"[DONE]" in body
+    record = last_record(proxy)
+    assert record["ttfb_ms"] >= 450
+    assert record["duration_ms"] >= record["ttfb_ms"]
+
+
 def test_stall_mid_stream_ends_with_a_timeout_event(proxy: Proxy) -> None:
     proxy.upstream.slow_seconds = 3
     req = urllib.request.Request(

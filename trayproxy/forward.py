@@ -339,19 +339,21 @@ async def _pump(
     watcher = StreamWatcher()
     deadline = loop.time() + idle
     events = 0
+    first_chunk: float | None = None
     failure: tuple[int, str, str] | None = None
     try:
         while True:
             chunk = await _read(resp, deadline)
             if not chunk:
                 break
-            if not events:
-                draft.mark_first_byte()  # a stream: its first bytes of content
+            if first_chunk is None:
+                first_chunk = time.perf_counter()
             await out.write(chunk)  # waits while the client is slow: backpressure
             watcher.feed(chunk)
             if watcher.events != events:  # a real event, not a keep-alive comment
                 events = watcher.events
                 deadline = loop.time() + idle
+                draft.mark_first_byte()  # a stream's first byte: its first event
     except asyncio.TimeoutError:
         failure = (
             504,
@@ -366,6 +368,8 @@ async def _pump(
             draft.error = "client disconnected"
             return out
         failure = (502, f"Provider '{name}' broke off the stream: {exc}", "upstream_error")
+    if draft.ttfb_ms is None and first_chunk is not None:  # bytes, but no SSE events
+        draft.ttfb_ms = (first_chunk - draft.started) * 1000
     if watcher.usage:
         draft.prompt_tokens = watcher.usage.prompt_tokens
         draft.completion_tokens = watcher.usage.completion_tokens

@@ -64,7 +64,7 @@ def origin_allowed(origin: str, port: int, names: Iterable[str], allowed: Iterab
     return host_allowed(rest, port, names)
 
 
-def _local_port(request: web.Request) -> int:
+def local_port(request: web.Request) -> int:
     sockname = request.transport.get_extra_info("sockname") if request.transport else None
     return int(sockname[1]) if sockname else -1
 
@@ -74,7 +74,7 @@ async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
     state = request.app[STATE]
     server = state.config.server
     names = LOOPBACK_NAMES | {server.host.lower()} | {h.lower() for h in server.allowed_hosts}
-    port = _local_port(request)
+    port = local_port(request)
     if not host_allowed(request.headers.get("Host"), port, names):
         return error_response(
             403,

@@ -465,8 +465,8 @@ _FAILED = "(status >= 400 OR error IS NOT NULL)"
 def _summary_sql(
     conn: sqlite3.Connection, since: float, durations: dict[str | None, list[float]]
 ) -> list[dict[str, Any]]:
-    """Per model, counted in SQLite; ``durations`` (answered requests, sorted) give the
-    median and p95."""
+    """Per model, counted in SQLite; ``durations`` (of answered requests) give the median
+    and p95."""
     groups = conn.execute(
         f"SELECT client_model, max(provider), count(*), sum(CASE WHEN {_FAILED} THEN 1 "
         "ELSE 0 END), coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0) "
@@ -481,17 +481,11 @@ def _summary_sql(
             "errors": errors,
             "prompt_tokens": prompt,
             "completion_tokens": completion,
-            "median_ms": _pick(durations.get(model, []), 0.5),
-            "p95_ms": _pick(durations.get(model, []), 0.95),
+            "median_ms": _percentile(durations.get(model, []), 0.5),
+            "p95_ms": _percentile(durations.get(model, []), 0.95),
         }
         for model, provider, n, errors, prompt, completion in groups
     ]
-
-
-def _pick(ordered: list[float], q: float) -> float | None:
-    if not ordered:
-        return None
-    return round(ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))], 1)
 
 
 def _durations(
@@ -506,9 +500,6 @@ def _durations(
         period.setdefault(model, []).append(duration)
         if when >= today:
             recent.setdefault(model, []).append(duration)
-    for table in (period, recent):
-        for values in table.values():
-            values.sort()
     return period, recent
 
 

@@ -146,10 +146,6 @@ class Logbook:
         self.run = secrets.token_hex(4)  # tells this run's records from earlier ones
         self.redact: Callable[[str], str] = str  # set from the config's secrets
 
-    @property
-    def size(self) -> int:
-        return self._records.maxlen or 0
-
     def resize(self, size: int) -> None:
         with self._lock:
             if size != self._records.maxlen:

@@ -22,8 +22,6 @@ log = logging.getLogger("trayproxy.requests")
 # Endpoints relayed at both /v1/<name> and /<name>. Each carries a JSON body with "model".
 RELAY_ENDPOINTS = ("chat/completions", "completions", "embeddings", "responses", "rerank")
 
-_JSON_LIMIT_FOR_USAGE = 32 * 1024 * 1024
-
 
 class BodyTooLarge(Exception):
     pass

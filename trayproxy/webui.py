@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import html
 from importlib import resources
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from trayproxy import __version__
 from trayproxy.errors import error_response
+from trayproxy.guard import LOOPBACK_NAMES, local_port, origin_allowed
 from trayproxy.state import STATE
 
 CSP = (
@@ -61,11 +61,9 @@ async def static(request: web.Request) -> web.Response:
 
 
 def _same_origin(request: web.Request) -> bool:
+    """Stricter than the guard: only trayproxy's own page, never ``allowed_origins``."""
     origin = request.headers.get("Origin")
-    if origin is None:
-        return True
-    parts = urlsplit(origin)
-    return parts.scheme == "http" and parts.netloc == request.host
+    return origin is None or origin_allowed(origin, local_port(request), LOOPBACK_NAMES, ())
 
 
 async def action(request: web.Request) -> web.Response:
