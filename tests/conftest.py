@@ -134,6 +134,16 @@ def post_json(url: str, obj: object, headers: dict[str, str] | None = None):
     )
 
 
+def settled(logbook, count: int = 1, timeout: float = 5.0) -> None:
+    """Wait until ``logbook`` holds ``count`` records: a client can finish reading a stream
+    a moment before the handler files its record."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while len(logbook.recent(count)) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -9,7 +9,7 @@ import time
 import openai
 import pytest
 
-from tests.conftest import CLIENT_KEY, Proxy, config_text, http, post_json
+from tests.conftest import CLIENT_KEY, Proxy, config_text, http, post_json, settled
 from trayproxy.config import parse
 from trayproxy.server import PortInUseError, ProxyServer
 
@@ -24,6 +24,7 @@ def error_of(body: bytes) -> dict:
 
 
 def last_record(proxy: Proxy) -> dict:
+    settled(proxy.server.logbook)
     _, _, body = http("GET", proxy.root_url + "/_trayproxy/api/logs?limit=1")
     return json.loads(body)["data"][0]
 

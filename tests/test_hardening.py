@@ -13,7 +13,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from tests.conftest import CLIENT_KEY, UPSTREAM_KEY, config_text, http, post_json
+from tests.conftest import CLIENT_KEY, UPSTREAM_KEY, config_text, http, post_json, settled
 from trayproxy.app import App
 from trayproxy.config import ConfigError, parse
 from trayproxy.paths import app_paths
@@ -56,6 +56,7 @@ def chat(server: ProxyServer, model: str, headers: dict | None = None, **extra):
 
 
 def record(server: ProxyServer) -> dict:
+    settled(server.logbook)
     return server.logbook.recent(1)[0].to_dict()
 
 

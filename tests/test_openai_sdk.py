@@ -9,7 +9,7 @@ import struct
 import openai
 import pytest
 
-from tests.conftest import CLIENT_KEY, UPSTREAM_KEY, Proxy, http
+from tests.conftest import CLIENT_KEY, UPSTREAM_KEY, Proxy, http, settled
 from tests.fake_upstream import WORDS
 
 ANSWER = "".join(WORDS)
@@ -30,6 +30,7 @@ def assert_upstream_saw_mapping(proxy: Proxy, path: str, model: str) -> None:
 
 
 def logs(proxy: Proxy) -> list[dict]:
+    settled(proxy.server.logbook)
     status, _, body = http("GET", proxy.root_url + "/_trayproxy/api/logs")
     assert status == 200
     return json.loads(body)["data"]

@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import Proxy, config_text, http, post_json
+from tests.conftest import Proxy, config_text, http, post_json, settled
 from trayproxy.config import parse
 from trayproxy.server import ProxyServer
 
@@ -22,6 +22,7 @@ def chat(proxy_or_url, model: str, **extra) -> tuple[int, dict, bytes]:
 
 
 def last_record(proxy: Proxy) -> dict:
+    settled(proxy.server.logbook)
     return json.loads(http("GET", proxy.root_url + "/_trayproxy/api/logs?limit=1")[2])["data"][0]
 
 
