@@ -18,6 +18,8 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
+from trayproxy import profiles
+from trayproxy.profiles import Profile
 from trayproxy.secret import Secret
 from trayproxy.tomlpos import format_key_path, line_of
 
@@ -51,7 +53,21 @@ SERVER_KEYS = frozenset(
 )
 ROUTING_KEYS = frozenset({"provider_prefix"})
 PROVIDER_KEYS = frozenset(
-    {"base_url", "api_key", "headers", "connect_timeout", "first_byte_timeout", "idle_timeout"}
+    {
+        "base_url",
+        "api_key",
+        "headers",
+        "connect_timeout",
+        "first_byte_timeout",
+        "idle_timeout",
+        "profile",
+        "rename_params",
+        "drop_params",
+        "drop_message_fields",
+        "include_usage",
+        "short_tool_call_ids",
+        "restore_reasoning",
+    }
 )
 MODEL_KEYS = frozenset(
     {"provider", "model", "max_context_size", "max_output_tokens", "fallbacks", "capabilities"}
@@ -114,6 +130,8 @@ class Provider:
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     first_byte_timeout: float = DEFAULT_FIRST_BYTE_TIMEOUT
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    profile: Profile = profiles.BUILTIN["openai"]
+    profile_inferred: bool = True  # chosen from base_url, not named in config.toml
 
 
 @dataclass(frozen=True)
@@ -434,6 +452,7 @@ def _provider(c: _Checker, name: str, raw: Any, environ: Mapping[str, str]) -> P
     connect = c.number(t, path, "connect_timeout", integer=False, low=0.1, high=3600)
     first = c.number(t, path, "first_byte_timeout", integer=False, low=0.1, high=86400)
     idle = c.number(t, path, "idle_timeout", integer=False, low=0.1, high=86400)
+    profile, inferred = _profile(c, path, t, base_url)
     return Provider(
         name=name,
         base_url=base_url,
@@ -442,7 +461,73 @@ def _provider(c: _Checker, name: str, raw: Any, environ: Mapping[str, str]) -> P
         connect_timeout=DEFAULT_CONNECT_TIMEOUT if connect is None else float(connect),
         first_byte_timeout=DEFAULT_FIRST_BYTE_TIMEOUT if first is None else float(first),
         idle_timeout=DEFAULT_IDLE_TIMEOUT if idle is None else float(idle),
+        profile=profile,
+        profile_inferred=inferred,
     )
+
+
+_PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _names(
+    c: _Checker, t: dict[str, Any], path: tuple[str, ...], key: str
+) -> tuple[str, ...] | None:
+    value = t.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(
+        isinstance(v, str) and _PARAM_NAME.fullmatch(v) for v in value
+    ):
+        raise c.fail((*path, key), 'must be a list of parameter names, like ["store", "user"]')
+    return tuple(dict.fromkeys(value))
+
+
+def _profile(
+    c: _Checker, path: tuple[str, ...], t: dict[str, Any], base_url: str
+) -> tuple[Profile, bool]:
+    name = c.string(t, path, "profile")
+    inferred = name is None
+    if name is None:
+        name = profiles.infer(base_url)
+    elif name not in profiles.BUILTIN:
+        hint = difflib.get_close_matches(name, sorted(profiles.BUILTIN), n=1)
+        extra = f" (did you mean '{hint[0]}'?)" if hint else ""
+        raise c.fail(
+            (*path, "profile"),
+            f"unknown profile '{name}'{extra}; built in: " + ", ".join(sorted(profiles.BUILTIN)),
+        )
+    renames = None
+    if "rename_params" in t:
+        rpath = (*path, "rename_params")
+        table = c.table(t["rename_params"], rpath)
+        for src, dst in table.items():
+            if (
+                not _PARAM_NAME.fullmatch(src)
+                or not isinstance(dst, str)
+                or not _PARAM_NAME.fullmatch(dst)
+            ):
+                raise c.fail(
+                    (*rpath, src),
+                    "must map a parameter name to the provider's name for it, "
+                    'like max_completion_tokens = "max_tokens"',
+                )
+        renames = tuple(table.items())
+    restore = c.string(t, path, "restore_reasoning")
+    allowed = (*profiles.RESTORE_FIELDS, profiles.RESTORE_OFF)
+    if restore is not None and restore not in allowed:
+        raise c.fail(
+            (*path, "restore_reasoning"), "must be one of " + ", ".join(f'"{a}"' for a in allowed)
+        )
+    profile = profiles.with_overrides(
+        profiles.BUILTIN[name],
+        rename_params=renames,
+        drop_params=_names(c, t, path, "drop_params"),
+        drop_message_fields=_names(c, t, path, "drop_message_fields"),
+        include_usage=c.boolean(t, path, "include_usage"),
+        short_tool_call_ids=c.boolean(t, path, "short_tool_call_ids"),
+        restore_reasoning=restore,
+    )
+    return profile, inferred
 
 
 def _model(c: _Checker, model_id: str, raw: Any, providers: Mapping[str, Provider]) -> ModelMapping:

@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from trayproxy import upstream
+from trayproxy import dialect, upstream
 from trayproxy.errors import error_message_from_body, error_response, sse_error_event
 from trayproxy.logbook import RecordDraft
 from trayproxy.routing import Route
@@ -148,12 +148,13 @@ async def _attempt(
 ) -> web.StreamResponse | Failure:
     provider = route.provider
     name = provider.name
+    sent, exchange = dialect.prepare(route, endpoint, body, state.reasoning)
     try:
-        up = upstream.build(route, endpoint, request.headers.items(), body)
+        up = upstream.build(route, endpoint, request.headers.items(), sent)
     except upstream.MissingKeyError as exc:
         return Failure(502, str(exc), "provider_key_missing")
     draft.upstream_url = up.url
-    for note in up.rewrites:
+    for note in (*up.rewrites, *exchange.notes):
         if note not in draft.rewrites:
             draft.rewrites.append(note)
     session = state.session
@@ -189,9 +190,10 @@ async def _attempt(
             502, f"Provider '{name}' failed: {type(exc).__name__}: {exc}", "upstream_error"
         )
     try:
-        return await _answer(request, state, resp, provider, draft, retried=retried)
+        return await _answer(request, state, resp, provider, draft, exchange, retried=retried)
     finally:
         resp.release()
+        draft.rewrites.extend(exchange.answer_notes())
 
 
 async def _answer(
@@ -200,6 +202,7 @@ async def _answer(
     resp: aiohttp.ClientResponse,
     provider: Any,
     draft: RecordDraft,
+    exchange: dialect.Exchange,
     *,
     retried: bool,
 ) -> web.StreamResponse | Failure:
@@ -217,7 +220,9 @@ async def _answer(
         )
     ctype = resp.headers.get("Content-Type", "").lower()
     if status < 300 and ("event-stream" in ctype or (draft.stream and "json" not in ctype)):
-        return await _stream_back(request, state, resp, draft, provider, retried=retried)
+        return await _stream_back(
+            request, state, resp, draft, provider, exchange.stream_rewriter(), retried=retried
+        )
     draft.mark_first_byte()  # a JSON answer starts with its status line and headers
     try:
         data = await asyncio.wait_for(resp.read(), provider.idle_timeout)
@@ -260,6 +265,7 @@ async def _answer(
         if found:
             draft.prompt_tokens = found.prompt_tokens
             draft.completion_tokens = found.completion_tokens
+        data = exchange.rewrite_body(data)
     out = web.Response(status=status, body=data)
     _copy_headers(resp, out, name, retried)
     return out
@@ -309,6 +315,7 @@ async def _stream_back(
     resp: aiohttp.ClientResponse,
     draft: RecordDraft,
     provider: Any,
+    rewriter: dialect.StreamRewriter | None,
     *,
     retried: bool,
 ) -> web.StreamResponse:
@@ -321,7 +328,7 @@ async def _stream_back(
     await out.prepare(request)
     state.streams[out] = draft  # so that a shutdown can end it with an error event
     try:
-        return await _pump(request, resp, out, draft, provider)
+        return await _pump(request, resp, out, draft, provider, rewriter)
     finally:
         state.streams.pop(out, None)
 
@@ -332,6 +339,7 @@ async def _pump(
     out: web.StreamResponse,
     draft: RecordDraft,
     provider: Any,
+    rewriter: dialect.StreamRewriter | None,
 ) -> web.StreamResponse:
     name = provider.name
     idle = provider.idle_timeout
@@ -348,7 +356,12 @@ async def _pump(
                 break
             if first_chunk is None:
                 first_chunk = time.perf_counter()
-            await out.write(chunk)  # waits while the client is slow: backpressure
+            if rewriter is None:
+                await out.write(chunk)  # waits while the client is slow: backpressure
+            else:
+                sent = rewriter.feed(chunk)
+                if sent:
+                    await out.write(sent)
             watcher.feed(chunk)
             if watcher.events != events:  # a real event, not a keep-alive comment
                 events = watcher.events
@@ -368,6 +381,11 @@ async def _pump(
             draft.error = "client disconnected"
             return out
         failure = (502, f"Provider '{name}' broke off the stream: {exc}", "upstream_error")
+    if rewriter is not None and failure is None:
+        held = rewriter.finish()
+        if held:
+            with contextlib.suppress(ConnectionError, aiohttp.ClientConnectionError):
+                await out.write(held)
     if draft.ttfb_ms is None and first_chunk is not None:  # bytes, but no SSE events
         draft.ttfb_ms = (first_chunk - draft.started) * 1000
     if watcher.usage:

@@ -19,6 +19,7 @@ class Route:
     provider: Provider
     upstream_model: str
     rule: str  # EXACT or PROVIDER_PREFIX
+    max_output_tokens: int | None = None  # the mapping's limit: larger requests are clamped
 
     @property
     def rewritten(self) -> bool:
@@ -74,7 +75,8 @@ def resolve(config: Config, model: str) -> Route:
     """Route ``model`` or raise :class:`UnknownModelError`."""
     mapping = config.models.get(model)
     if mapping is not None:
-        return Route(model, config.providers[mapping.provider], mapping.model, EXACT)
+        provider = config.providers[mapping.provider]
+        return Route(model, provider, mapping.model, EXACT, mapping.max_output_tokens)
     if config.routing.provider_prefix and "/" in model:
         prefix, rest = model.split("/", 1)
         provider = config.providers.get(prefix)

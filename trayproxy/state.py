@@ -13,6 +13,7 @@ import aiohttp
 from aiohttp import web
 
 from trayproxy.config import Config
+from trayproxy.dialect import ReasoningMemory
 from trayproxy.history import History
 from trayproxy.logbook import Logbook, RecordDraft
 
@@ -40,6 +41,8 @@ class ProxyState:
     _proxies: dict[str, str | None] = field(default_factory=dict)
     # provider -> monotonic time until which it asked us to back off (429 Retry-After)
     cooldowns: dict[str, float] = field(default_factory=dict)
+    # reasoning of recent tool-call turns, for providers that want it back (dialect.py)
+    reasoning: ReasoningMemory = field(default_factory=ReasoningMemory)
 
     def redact(self, text: str) -> str:
         return self.logbook.redact(text)

@@ -1,0 +1,456 @@
+"""A request in the provider's dialect, and its answer back in the one clients read.
+
+:func:`prepare` applies a route's :class:`~trayproxy.profiles.Profile` to a request body
+(renamed and dropped parameters, clamped ``max_tokens``, usage asked for, Mistral-sized
+tool-call ids, remembered reasoning put back) without touching the client's body, and says
+what it changed. The :class:`Exchange` it returns then rewrites the answer: reasoning sent as
+``reasoning`` becomes ``reasoning_content`` in chunks of its own (Continue reads one field per
+chunk), the usage chunk the client did not ask for is removed, shortened tool-call ids are
+mapped back, and the reasoning of tool-call turns is remembered for the next request.
+
+Events that need none of this pass through as the provider's own bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import string
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Any
+
+from trayproxy.profiles import RESTORE_OFF
+from trayproxy.routing import Route
+
+CHAT = "chat/completions"
+COMPLETIONS = "completions"
+
+_ALNUM = string.ascii_letters + string.digits
+_BOUNDARY = re.compile(rb"\r?\n\r?\n")
+_MAX_HELD = 8 * 1024 * 1024  # an event larger than this passes through unchanged
+
+
+def short_id(value: str) -> str:
+    """A 9-character id of letters and digits for ``value``: the same one every time."""
+    if len(value) == 9 and value.isascii() and value.isalnum():
+        return value
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).digest()
+    n = int.from_bytes(digest[:8], "big")
+    out = []
+    for _ in range(9):
+        n, r = divmod(n, 62)
+        out.append(_ALNUM[r])
+    return "".join(out)
+
+
+class ReasoningMemory:
+    """The reasoning of recent assistant tool-call turns, keyed by tool-call id.
+
+    Bounded by entries and characters; the oldest go first. Lives in memory only.
+    """
+
+    def __init__(self, max_entries: int = 2048, max_chars: int = 8_000_000) -> None:
+        self._items: OrderedDict[str, str] = OrderedDict()
+        self._chars = 0
+        self.max_entries = max_entries
+        self.max_chars = max_chars
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, ids: Iterable[str], text: str) -> int:
+        if len(text) > self.max_chars:
+            return 0
+        count = 0
+        for key in ids:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._chars -= len(old)
+            self._items[key] = text
+            self._chars += len(text)
+            count += 1
+        while self._items and (len(self._items) > self.max_entries or self._chars > self.max_chars):
+            _, dropped = self._items.popitem(last=False)
+            self._chars -= len(dropped)
+        return count
+
+    def get(self, key: str) -> str | None:
+        text = self._items.get(key)
+        if text is not None:
+            self._items.move_to_end(key)
+        return text
+
+
+class Exchange:
+    """One attempt's rewrites: made to the request, then to be made to its answer."""
+
+    def __init__(self, route: Route, endpoint: str, memory: ReasoningMemory | None) -> None:
+        self.profile = route.provider.profile
+        self.endpoint = endpoint
+        self.memory = memory if self.profile.restore_reasoning != RESTORE_OFF else None
+        self.notes: list[str] = []
+        self.strip_usage = False
+        self.id_back: dict[str, str] = {}  # provider's id -> the client's
+        # counted while the answer passes
+        self.renamed = 0
+        self.split = 0
+        self.usage_removed = 0
+        self.ids_mapped = 0
+        self.remembered = 0
+
+    # ------------------------------------------------------------ the answer
+
+    @property
+    def rewrites_stream(self) -> bool:
+        return self.endpoint == CHAT or self.strip_usage
+
+    def stream_rewriter(self) -> StreamRewriter | None:
+        return StreamRewriter(self) if self.rewrites_stream else None
+
+    def answer_notes(self) -> list[str]:
+        notes = []
+        if self.renamed:
+            notes.append(f"reasoning → reasoning_content ({self.renamed} chunks)")
+        if self.split:
+            notes.append(f"reasoning sent in chunks of its own ({self.split})")
+        if self.usage_removed:
+            notes.append("usage chunk removed (the client did not ask for it)")
+        if self.ids_mapped:
+            notes.append(f"tool-call ids mapped back ({self.ids_mapped})")
+        if self.remembered:
+            s = "s" if self.remembered != 1 else ""
+            notes.append(f"reasoning remembered for {self.remembered} tool call{s}")
+        return notes
+
+    def rewrite_body(self, data: bytes) -> bytes:
+        """A non-streamed chat answer, rewritten when it needs it."""
+        if self.endpoint != CHAT or not (
+            b'"reasoning"' in data
+            or (b'"tool_calls"' in data and (self.id_back or self.memory is not None))
+        ):
+            return data
+        try:
+            obj = json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            return data
+        changed = False
+        for choice in _choices(obj):
+            message = choice.get("message")
+            if not isinstance(message, dict):
+                continue
+            changed |= self._rename_reasoning(message)
+            mapped = self.ids_mapped
+            ids = self._map_ids_back(message)
+            changed |= self.ids_mapped != mapped
+            text = message.get("reasoning_content")
+            if self.memory is not None and ids and isinstance(text, str) and text:
+                self.remembered += self.memory.put(ids, text)
+        return _dumps(obj) if changed else data
+
+    def _rename_reasoning(self, part: dict[str, Any]) -> bool:
+        if "reasoning" not in part:
+            return False
+        value = part.pop("reasoning")
+        if isinstance(value, str) and not part.get("reasoning_content"):
+            part["reasoning_content"] = value
+            self.renamed += 1
+        return True
+
+    def _map_ids_back(self, part: dict[str, Any]) -> list[str]:
+        """Tool-call ids in ``part`` as the client will see them (mapped back in place)."""
+        calls = part.get("tool_calls")
+        ids = []
+        if isinstance(calls, list):
+            for call in calls:
+                if isinstance(call, dict) and isinstance(call.get("id"), str):
+                    original = self.id_back.get(call["id"])
+                    if original is not None:
+                        call["id"] = original
+                        self.ids_mapped += 1
+                    ids.append(call["id"])
+        return ids
+
+
+class StreamRewriter:
+    """Rewrites SSE events of one streamed answer. ``feed`` returns what to send now."""
+
+    def __init__(self, exchange: Exchange) -> None:
+        self.ex = exchange
+        self._tail = b""
+        triggers = [b'"reasoning']
+        if exchange.strip_usage:
+            triggers.append(b'"usage"')
+        if exchange.id_back or exchange.memory is not None:
+            triggers.append(b'"tool_calls"')
+        self._triggers = tuple(triggers)
+        self._reasoning: dict[int, list[str]] = {}
+        self._ids: dict[int, list[str]] = {}
+
+    def _wanted(self, data: bytes) -> bool:
+        return any(t in data for t in self._triggers)
+
+    def feed(self, chunk: bytes) -> bytes:
+        if not self._tail and chunk.endswith(b"\n\n") and not self._wanted(chunk):
+            return chunk  # whole events with nothing to change: the provider's own bytes
+        data = self._tail + chunk
+        out: list[bytes] = []
+        pos = 0
+        while (m := _BOUNDARY.search(data, pos)) is not None:
+            out.append(self._event(data[pos : m.end()]))
+            pos = m.end()
+        self._tail = data[pos:]
+        if len(self._tail) > _MAX_HELD:
+            out.append(self._tail)
+            self._tail = b""
+        return b"".join(out)
+
+    def finish(self) -> bytes:
+        """The end of the stream: whatever was held back, and the reasoning to remember."""
+        tail, self._tail = self._tail, b""
+        memory = self.ex.memory
+        if memory is not None:
+            for index, ids in self._ids.items():
+                text = "".join(self._reasoning.get(index, ()))
+                if ids and text:
+                    self.ex.remembered += memory.put(ids, text)
+        return tail
+
+    def _event(self, raw: bytes) -> bytes:
+        if not self._wanted(raw):
+            return raw
+        lines = raw.splitlines()
+        data = []
+        for line in lines:
+            if line.startswith(b"data:"):
+                value = line[5:]
+                data.append(value[1:] if value.startswith(b" ") else value)
+            elif line and not line.startswith(b":"):
+                return raw  # "event:" or "id:" fields: not an OpenAI chunk, leave it
+        payload = b"\n".join(data)
+        if not payload or payload == b"[DONE]":
+            return raw
+        try:
+            obj = json.loads(payload)
+        except (ValueError, UnicodeDecodeError):
+            return raw
+        if not isinstance(obj, dict):
+            return raw
+        rewritten = self._chunk(obj)
+        if rewritten is None:
+            return raw
+        return b"".join(b"data: " + _dumps(o) + b"\n\n" for o in rewritten)
+
+    def _chunk(self, obj: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """The chunks to send instead of ``obj``, or None to send it unchanged."""
+        ex = self.ex
+        choices = obj.get("choices")
+        if ex.strip_usage and "usage" in obj and not choices:
+            ex.usage_removed += 1
+            return []
+        if ex.endpoint != CHAT:
+            return None
+        changed = False
+        for position, choice in enumerate(_choices(obj)):
+            delta = choice.get("delta")
+            if not isinstance(delta, dict):
+                continue
+            changed |= ex._rename_reasoning(delta)
+            index = choice.get("index", position)
+            index = index if isinstance(index, int) else position
+            mapped = ex.ids_mapped
+            ids = ex._map_ids_back(delta)
+            changed |= ex.ids_mapped != mapped
+            text = delta.get("reasoning_content")
+            if ex.memory is not None:
+                if isinstance(text, str) and text:
+                    self._reasoning.setdefault(index, []).append(text)
+                if ids:
+                    self._ids.setdefault(index, []).extend(ids)
+            if text and delta.get("content") == "":
+                del delta["content"]  # an empty content would hide the reasoning
+                changed = True
+        if isinstance(choices, list) and len(choices) == 1:
+            pair = _split(obj, choices[0])
+            if pair is not None:
+                ex.split += 1
+                return pair
+        return [obj] if changed else None
+
+
+def _split(obj: dict[str, Any], choice: Any) -> list[dict[str, Any]] | None:
+    """Reasoning and content (or tool calls) of one delta as two chunks, reasoning first."""
+    if not isinstance(choice, dict):
+        return None
+    delta = choice.get("delta")
+    if not isinstance(delta, dict) or not delta.get("reasoning_content"):
+        return None
+    if not (delta.get("content") or delta.get("tool_calls")):
+        return None
+    head = {k: v for k, v in delta.items() if k in ("role", "reasoning_content")}
+    rest = {k: v for k, v in delta.items() if k != "reasoning_content"}
+    first = {k: v for k, v in obj.items() if k != "usage"}
+    first["choices"] = [{**choice, "delta": head, "finish_reason": None}]
+    second = dict(obj)
+    second["choices"] = [{**choice, "delta": rest}]
+    return [first, second]
+
+
+def _choices(obj: Any) -> list[dict[str, Any]]:
+    choices = obj.get("choices") if isinstance(obj, dict) else None
+    if not isinstance(choices, list):
+        return []
+    return [c for c in choices if isinstance(c, dict)]
+
+
+def _dumps(obj: Any) -> bytes:
+    try:
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(obj, separators=(",", ":")).encode("ascii")
+
+
+# ---------------------------------------------------------------- the request
+
+
+def prepare(
+    route: Route, endpoint: str, body: dict[str, Any], memory: ReasoningMemory | None
+) -> tuple[dict[str, Any], Exchange]:
+    """The body to send for ``route`` (a new dict; ``body`` is untouched) and its exchange."""
+    ex = Exchange(route, endpoint, memory)
+    if endpoint not in (CHAT, COMPLETIONS):
+        return body, ex
+    profile = ex.profile
+    out = dict(body)
+    notes = ex.notes
+    for src, dst in profile.rename_params:
+        if src in out:
+            value = out.pop(src)
+            if dst in out:
+                notes.append(f"{src} removed ({dst} is set)")
+            else:
+                out[dst] = value
+                notes.append(f"{src} → {dst}")
+    if profile.include_usage and out.get("stream") is True:
+        options = out.get("stream_options")
+        if not (isinstance(options, dict) and options.get("include_usage") is True):
+            base = options if isinstance(options, dict) else {}
+            out["stream_options"] = {**base, "include_usage": True}
+            ex.strip_usage = True
+            notes.append("usage requested upstream (stream_options.include_usage)")
+    dropped = [name for name in profile.drop_params if name in out]
+    for name in dropped:
+        del out[name]
+    if dropped:
+        notes.append("removed: " + ", ".join(dropped))
+    cap = route.max_output_tokens
+    if cap:
+        for key in ("max_tokens", "max_completion_tokens"):
+            value = out.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and value > cap:
+                out[key] = cap
+                notes.append(f"{key} {value} → {cap} (the model's max_output_tokens)")
+    messages = out.get("messages")
+    if endpoint == CHAT and isinstance(messages, list):
+        out["messages"] = _messages(ex, messages)
+    return out, ex
+
+
+def _messages(ex: Exchange, messages: list[Any]) -> list[Any]:
+    profile = ex.profile
+    restore = profile.restore_reasoning
+    other = "reasoning" if restore == "reasoning_content" else "reasoning_content"
+    restored = placeholders = moved = shortened = 0
+    removed: dict[str, int] = {}
+    out = []
+    for message in messages:
+        if not isinstance(message, dict):
+            out.append(message)
+            continue
+        msg = message
+        calls = msg.get("tool_calls")
+        if (
+            restore != RESTORE_OFF
+            and msg.get("role") == "assistant"
+            and isinstance(calls, list)
+            and calls
+            and msg.get(restore) is None
+        ):
+            msg = dict(msg)
+            if isinstance(msg.get(other), str):
+                msg[restore] = msg.pop(other)
+                moved += 1
+            else:
+                text = _remembered(ex.memory, calls)
+                if text is None:
+                    msg[restore] = ""
+                    placeholders += 1
+                else:
+                    msg[restore] = text
+                    restored += 1
+        for name in profile.drop_message_fields:
+            if name in msg:
+                msg = dict(msg) if msg is message else msg
+                del msg[name]
+                removed[name] = removed.get(name, 0) + 1
+        if profile.short_tool_call_ids:
+            msg, count = _shorten(ex, msg, message)
+            shortened += count
+        out.append(msg)
+    notes = ex.notes
+    if restored:
+        notes.append(f"{restore} restored for {_turns(restored)}")
+    if moved:
+        notes.append(f"{other} → {restore} for {_turns(moved)}")
+    if placeholders:
+        notes.append(f"{restore} sent empty for {_turns(placeholders)} (not remembered)")
+    if removed:
+        notes.append(
+            "removed from messages: " + ", ".join(f"{k} ({v})" for k, v in removed.items())
+        )
+    if shortened:
+        notes.append(f"tool-call ids shortened to 9 characters ({shortened})")
+    return out
+
+
+def _turns(n: int) -> str:
+    return f"{n} turn" + ("s" if n != 1 else "")
+
+
+def _remembered(memory: ReasoningMemory | None, calls: list[Any]) -> str | None:
+    if memory is None:
+        return None
+    for call in calls:
+        if isinstance(call, dict) and isinstance(call.get("id"), str):
+            text = memory.get(call["id"])
+            if text is not None:
+                return text
+    return None
+
+
+def _shorten(
+    ex: Exchange, msg: dict[str, Any], original: dict[str, Any]
+) -> tuple[dict[str, Any], int]:
+    count = 0
+    calls = msg.get("tool_calls")
+    if isinstance(calls, list):
+        new_calls = []
+        for call in calls:
+            if isinstance(call, dict) and isinstance(call.get("id"), str):
+                short = short_id(call["id"])
+                if short != call["id"]:
+                    ex.id_back[short] = call["id"]
+                    call = {**call, "id": short}
+                    count += 1
+            new_calls.append(call)
+        if count:
+            msg = dict(msg) if msg is original else msg
+            msg["tool_calls"] = new_calls
+    ref = msg.get("tool_call_id")
+    if isinstance(ref, str) and short_id(ref) != ref:
+        msg = dict(msg) if msg is original else msg
+        msg["tool_call_id"] = short_id(ref)
+        ex.id_back[msg["tool_call_id"]] = ref
+        count += 1
+    return msg, count

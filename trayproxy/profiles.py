@@ -1,0 +1,149 @@
+"""Provider profiles: what each provider's dialect of the OpenAI API needs. Pure data.
+
+A profile is a small table. trayproxy picks one per provider (``profile = "groq"`` in
+config.toml, or from the base URL's host) and applies it to every chat request it sends
+there; config.toml can override any field of it. The facts behind each built-in entry are the
+errors these providers answer to requests Continue and the OpenAI SDKs send (see
+docs/providers.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from urllib.parse import urlsplit
+
+# Where remembered reasoning goes back into an assistant tool-call turn.
+RESTORE_FIELDS = ("reasoning_content", "reasoning")
+RESTORE_OFF = "off"
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    # body parameter -> the name this provider wants (the value moves; existing wins)
+    rename_params: tuple[tuple[str, str], ...] = ()
+    # body parameters this provider refuses; removed before sending
+    drop_params: tuple[str, ...] = ()
+    # fields removed from every message (Mistral refuses reasoning_content on history)
+    drop_message_fields: tuple[str, ...] = ()
+    # ask for stream_options.include_usage so that every stream's tokens are counted
+    include_usage: bool = False
+    # tool-call ids rewritten to 9 letters and digits (Mistral's rule)
+    short_tool_call_ids: bool = False
+    # put remembered reasoning back into assistant tool-call turns, in this field
+    restore_reasoning: str = RESTORE_OFF
+
+    @property
+    def changes_requests(self) -> bool:
+        return bool(
+            self.rename_params
+            or self.drop_params
+            or self.drop_message_fields
+            or self.include_usage
+            or self.short_tool_call_ids
+            or self.restore_reasoning != RESTORE_OFF
+        )
+
+
+_TO_MAX_TOKENS = (("max_completion_tokens", "max_tokens"),)
+# OpenAI-only parameters that strict OpenAI-compatible servers answer with a 400 or 422.
+_OPENAI_ONLY = ("store", "metadata", "service_tier", "prediction", "modalities", "audio")
+
+BUILTIN: dict[str, Profile] = {
+    # Nothing changed: OpenAI itself, and any server that speaks its dialect fully.
+    "openai": Profile("openai"),
+    "nvidia": Profile(
+        "nvidia",
+        rename_params=_TO_MAX_TOKENS,
+        drop_params=_OPENAI_ONLY,
+        include_usage=True,
+        restore_reasoning="reasoning_content",  # Kimi K2 thinking and DeepSeek on NIM
+    ),
+    "groq": Profile(
+        "groq",
+        # Groq: "will result in a 400 error if they are supplied"
+        drop_params=("logprobs", "logit_bias", "top_logprobs", *_OPENAI_ONLY),
+        drop_message_fields=("name",),
+        include_usage=True,
+    ),
+    "mistral": Profile(
+        "mistral",
+        rename_params=_TO_MAX_TOKENS,
+        # 422 extra_forbidden for each; Mistral sends usage in its last chunk anyway
+        drop_params=("stream_options", "logprobs", "top_logprobs", "logit_bias", *_OPENAI_ONLY),
+        drop_message_fields=("reasoning_content", "reasoning"),
+        short_tool_call_ids=True,
+    ),
+    "siliconflow": Profile(
+        "siliconflow",
+        rename_params=_TO_MAX_TOKENS,
+        drop_params=_OPENAI_ONLY,
+        include_usage=True,
+        restore_reasoning="reasoning_content",
+    ),
+    "deepseek": Profile(
+        "deepseek",
+        rename_params=_TO_MAX_TOKENS,
+        drop_params=("logit_bias", *_OPENAI_ONLY),
+        include_usage=True,
+        # "The `reasoning_content` in the thinking mode must be passed back to the API."
+        restore_reasoning="reasoning_content",
+    ),
+    "moonshot": Profile(
+        "moonshot",
+        rename_params=_TO_MAX_TOKENS,
+        drop_params=_OPENAI_ONLY,
+        include_usage=True,
+        # "thinking is enabled but reasoning_content is missing in assistant tool call message"
+        restore_reasoning="reasoning_content",
+    ),
+    "openrouter": Profile(
+        "openrouter",
+        include_usage=True,
+        restore_reasoning="reasoning",  # OpenRouter's name for it, passed to the model's host
+    ),
+    "ollama": Profile(
+        "ollama",
+        rename_params=_TO_MAX_TOKENS,
+        drop_params=_OPENAI_ONLY,
+        include_usage=True,
+    ),
+}
+
+# Host names (and their subdomains) that identify a provider.
+_HOSTS = {
+    "integrate.api.nvidia.com": "nvidia",
+    "api.nvcf.nvidia.com": "nvidia",
+    "api.groq.com": "groq",
+    "api.mistral.ai": "mistral",
+    "codestral.mistral.ai": "mistral",
+    "api.siliconflow.cn": "siliconflow",
+    "api.siliconflow.com": "siliconflow",
+    "api.deepseek.com": "deepseek",
+    "api.moonshot.ai": "moonshot",
+    "api.moonshot.cn": "moonshot",
+    "openrouter.ai": "openrouter",
+    "api.openai.com": "openai",
+}
+OLLAMA_PORT = 11434
+
+
+def infer(base_url: str) -> str:
+    """The built-in profile a base URL points at; ``"openai"`` (no changes) when unknown."""
+    parts = urlsplit(base_url)
+    host = (parts.hostname or "").lower()
+    for known, name in _HOSTS.items():
+        if host == known or host.endswith("." + known):
+            return name
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port == OLLAMA_PORT:
+        return "ollama"
+    return "openai"
+
+
+def with_overrides(base: Profile, **changes: object) -> Profile:
+    """``base`` with the fields config.toml sets for one provider."""
+    return replace(base, **{k: v for k, v in changes.items() if v is not None})
