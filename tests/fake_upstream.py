@@ -169,6 +169,8 @@ class FakeUpstream:
             return resp
         if endpoint == "embeddings":
             return self._embeddings(body)
+        if endpoint == "rerank":
+            return self._rerank(body)
         if body.get("stream"):
             return await self._stream(request, endpoint, body)
         return self._json(endpoint, body)
@@ -189,6 +191,21 @@ class FakeUpstream:
                 "data": data,
                 "model": body["model"],
                 "usage": {"prompt_tokens": 3 * len(inputs), "total_tokens": 3 * len(inputs)},
+            }
+        )
+
+    def _rerank(self, body: dict[str, Any]) -> web.Response:
+        """Scores by how many query words a document holds, best first (Jina/Cohere shape)."""
+        words = set(str(body.get("query", "")).lower().split())
+        docs = [str(d) for d in body.get("documents", [])]
+        scores = [len(words & set(d.lower().split())) / (len(words) or 1) for d in docs]
+        order = sorted(range(len(docs)), key=lambda i: -scores[i])
+        return web.json_response(
+            {
+                "object": "list",
+                "model": body["model"],
+                "results": [{"index": i, "relevance_score": scores[i]} for i in order],
+                "usage": {"total_tokens": 5 * len(docs)},
             }
         )
 

@@ -1,7 +1,7 @@
 """trayproxy driven by Continue.dev's own transport, the npm package @continuedev/openai-adapters.
 
 ``tests/js/continue_client.mjs`` calls ``constructLlmApi({provider: "openai", apiKey, apiBase})``
-and runs chatCompletionStream, chatCompletionNonStream, completionStream, embed and list against
+and runs chatCompletionStream, chatCompletionNonStream, completionStream, embed, rerank and list against
 the proxy, then prints what the user would get. Needs Node.js and ``npm ci --prefix tests/js``.
 """
 
@@ -160,6 +160,10 @@ def test_user_sees_the_answers(proxy: Proxy, api_base: str) -> None:
     vectors = result["embed"]["vectors"]
     assert vectors == [VECTOR, VECTOR], "the base64 embedding did not decode to the fake's vector"
 
+    reranked = result["rerank"]["results"]
+    assert [r["index"] for r in reranked] == [1, 0], "the reranker's order did not arrive"
+    assert reranked[0]["relevance_score"] == 1.0
+
     models = result["models"]
     assert CHAT_MODEL in models
     assert EMBED_MODEL in models
@@ -177,8 +181,9 @@ def test_upstream_gets_mapped_model_and_provider_key(proxy: Proxy, api_base: str
         "/v1/chat/completions",
         "/v1/completions",
         "/v1/embeddings",
+        "/v1/rerank",
     ]
-    stream, chat, completion, embed = (r.body for r in seen)
+    stream, chat, completion, embed, rerank = (r.body for r in seen)
 
     assert stream["model"] == CHAT_UPSTREAM_MODEL
     assert stream["stream"] is True
@@ -198,6 +203,10 @@ def test_upstream_gets_mapped_model_and_provider_key(proxy: Proxy, api_base: str
     assert embed["encoding_format"] == "base64"
     assert embed["input"] == ["def fibonacci(n):", "hello world"]
 
+    assert rerank["model"] == EMBED_UPSTREAM_MODEL
+    assert rerank["query"] == "fibonacci function"
+    assert len(rerank["documents"]) == 2
+
     for request in continue_run.proxy.upstream.requests:
         headers = request.headers
         assert header(headers, "Authorization") == f"Bearer {UPSTREAM_KEY}", request.path
@@ -216,6 +225,7 @@ def test_routing_log_records_the_continue_requests(proxy: Proxy, api_base: str) 
     relayed = [(r["endpoint"], r["stream"]) for r in records]
     # newest first
     assert relayed == [
+        ("rerank", False),
         ("embeddings", False),
         ("completions", True),
         ("chat/completions", False),
@@ -226,7 +236,8 @@ def test_routing_log_records_the_continue_requests(proxy: Proxy, api_base: str) 
         assert record["provider"] == "fake", record
         assert record["error"] is None, record
 
-    embed, completion, chat, stream = records
+    rerank, embed, completion, chat, stream = records
+    assert rerank["client_model"] == EMBED_MODEL
     assert stream["client_model"] == CHAT_MODEL
     assert stream["upstream_model"] == CHAT_UPSTREAM_MODEL
     assert stream["prompt_tokens"] == 11

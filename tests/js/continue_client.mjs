@@ -3,7 +3,8 @@
 //   node continue_client.mjs --api-base URL --model ID --embed-model ID [--api-key KEY]
 //                            [--timeout-ms N]
 //
-// Calls, in order: chatCompletionStream, chatCompletionNonStream, completionStream, embed, list,
+// Calls, in order: chatCompletionStream, chatCompletionNonStream, completionStream, embed, rerank,
+// list,
 // with bodies shaped like the ones Continue's IDE extension sends (see /work/shared/CLIENTS.md).
 // Prints one JSON object with the results on stdout and exits 0; on failure prints the step and
 // the error on stderr and exits 1.
@@ -131,7 +132,16 @@ async function main() {
     usage: embedded.usage ?? null,
   };
 
-  // 5. Models list (model: AUTODETECT, the "add model" picker).
+  // 5. Rerank (Continue's reranker role; the embed model id stands in for a reranker here).
+  step = "rerank";
+  const reranked = await api.rerank({
+    model: args["embed-model"],
+    query: "fibonacci function",
+    documents: ["hello world", "def fibonacci(n): a fibonacci function"],
+  });
+  result.rerank = reranked;
+
+  // 6. Models list (model: AUTODETECT, the "add model" picker).
   step = "list";
   const models = await api.list();
   result.models = models.map((m) => m.id);
