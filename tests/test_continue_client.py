@@ -1,8 +1,9 @@
 """trayproxy driven by Continue.dev's own transport, the npm package @continuedev/openai-adapters.
 
 ``tests/js/continue_client.mjs`` calls ``constructLlmApi({provider: "openai", apiKey, apiBase})``
-and runs chatCompletionStream, chatCompletionNonStream, completionStream, embed, rerank and list against
-the proxy, then prints what the user would get. Needs Node.js and ``npm ci --prefix tests/js``.
+and runs chatCompletionStream, chatCompletionNonStream, completionStream, embed, rerank and list
+against the proxy, then prints what the user would get. Needs Node.js and
+``npm ci --prefix tests/js``.
 """
 
 from __future__ import annotations

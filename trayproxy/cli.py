@@ -29,6 +29,7 @@ COMMANDS = (
     "install-desktop",
     "autostart",
     "continue-config",
+    "doctor",
 )
 
 
@@ -73,6 +74,29 @@ def build_parser() -> argparse.ArgumentParser:
         "continue-config", help="print a Continue config.yaml models block for every mapped id"
     )
     with_config(cont)
+    cont.add_argument(
+        "--merge",
+        action="store_true",
+        help="add the entries to Continue's config.yaml (a backup is made; your entries stay)",
+    )
+    cont.add_argument(
+        "--file",
+        metavar="PATH",
+        help="the Continue config.yaml to merge into (default: ~/.continue/config.yaml)",
+    )
+
+    doctor = sub.add_parser(
+        "doctor", help="ask each provider for its models; flag missing models and bad keys"
+    )
+    with_config(doctor)
+    doctor.add_argument("--json", action="store_true", help="print the report as JSON")
+    doctor.add_argument(
+        "--timeout",
+        type=float,
+        default=15.0,
+        metavar="S",
+        help="seconds to wait for each provider (default: %(default)s)",
+    )
 
     desktop = sub.add_parser(
         "install-desktop", help="add trayproxy to the applications menu (Linux, this user)"
@@ -115,7 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return cmd_logs(app_paths().data_dir / "history.db", args.lines, args.follow)
     if command == "continue-config":
-        return cmd_continue_config(args.config)
+        return cmd_continue_config(args.config, args.merge, args.file)
+    if command == "doctor":
+        return cmd_doctor(args.config, args.json, args.timeout)
     if command == "install-desktop":
         return cmd_install_desktop(args.uninstall)
     if command == "autostart":
@@ -172,8 +198,16 @@ def describe_config(config: Config) -> str:
             "\nOther ids of the form <provider>/<model> go to that provider "
             "([routing] provider_prefix = true)."
         )
-    prow = [(n, p.base_url, p.api_key.describe()) for n, p in sorted(config.providers.items())]
-    lines.append("\n" + render_table(("PROVIDER", "BASE URL", "KEY"), prow))
+    prow = [
+        (
+            n,
+            p.base_url,
+            p.api_key.describe(),
+            p.profile.name + (" (from URL)" if p.profile_inferred else ""),
+        )
+        for n, p in sorted(config.providers.items())
+    ]
+    lines.append("\n" + render_table(("PROVIDER", "BASE URL", "KEY", "PROFILE"), prow))
     missing = [
         n
         for n, p in sorted(config.providers.items())
@@ -282,15 +316,48 @@ def cmd_serve(args: argparse.Namespace, *, with_tray: bool) -> int:
         app.shutdown(grace=3.0)
 
 
-def cmd_continue_config(override: str | None) -> int:
-    from trayproxy.continue_config import render
+def cmd_continue_config(override: str | None, merge: bool, file: str | None) -> int:
+    from trayproxy import continue_config
 
     config = _load_or_say_why(config_path(override))
     if config is None:
         return 1
     base = f"http://{format_host(config.server.host)}:{config.server.port}/v1"
-    print(render(config, base), end="")
+    if not merge:
+        if file:
+            print("error: --file goes with --merge", file=sys.stderr)
+            return 2
+        print(continue_config.render(config, base), end="")
+        return 0
+    target = Path(file).expanduser() if file else continue_config.default_path()
+    try:
+        backup, count, skipped = continue_config.merge_file(target, config, base)
+    except (continue_config.MergeError, OSError) as exc:
+        print(f"error: cannot merge into {target}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{target}: {count} trayproxy models written between trayproxy's marker comments.")
+    if backup:
+        print(f"The previous file is saved as {backup}.")
+    if skipped:
+        print("Left alone (your own entries have these names): " + ", ".join(skipped))
     return 0
+
+
+def cmd_doctor(override: str | None, as_json: bool, timeout: float) -> int:
+    import asyncio
+    import json
+
+    from trayproxy import doctor
+
+    config = _load_or_say_why(config_path(override))
+    if config is None:
+        return 1
+    report = asyncio.run(doctor.run(config, timeout=timeout))
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(doctor.render(report))
+    return 0 if report.healthy else 1
 
 
 def cmd_install_desktop(uninstall: bool) -> int:

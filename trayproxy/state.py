@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -16,6 +15,7 @@ from trayproxy.config import Config
 from trayproxy.dialect import ReasoningMemory
 from trayproxy.history import History
 from trayproxy.logbook import Logbook, RecordDraft
+from trayproxy.upstream import system_proxy
 
 # A desktop action the page may trigger ("reload", "open_config"...). It runs in a worker
 # thread and returns (ok, message) for the user.
@@ -62,10 +62,7 @@ class ProxyState:
         parts = urlsplit(url)
         origin = f"{parts.scheme}://{parts.netloc}"
         if origin not in self._proxies:
-            proxy = urllib.request.getproxies().get(parts.scheme)
-            if proxy and parts.hostname and urllib.request.proxy_bypass(parts.hostname):
-                proxy = None
-            self._proxies[origin] = proxy or None
+            self._proxies[origin] = system_proxy(url)
         return self._proxies[origin]
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
+from trayproxy.config import Provider
 from trayproxy.routing import Route
 
 # Client headers that may travel upstream. Everything else is dropped: credentials, cookies,
@@ -92,6 +95,15 @@ class MissingKeyError(RuntimeError):
         )
 
 
+def system_proxy(url: str) -> str | None:
+    """The HTTP(S) proxy the OS or environment sets for ``url``, as urllib reads it."""
+    parts = urlsplit(url)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and parts.hostname and urllib.request.proxy_bypass(parts.hostname):
+        proxy = None
+    return proxy or None
+
+
 def endpoint_url(base_url: str, endpoint: str) -> str:
     return f"{base_url}/{endpoint}"
 
@@ -104,6 +116,20 @@ def encode_body(body: dict[str, Any]) -> bytes:
         return json.dumps(body, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
+def provider_headers(provider: Provider) -> dict[str, str]:
+    """The provider's key and extra headers, revealed. Raises :class:`MissingKeyError`."""
+    if provider.api_key.missing:
+        raise MissingKeyError(provider.name, provider.api_key.source)
+    headers: dict[str, str] = {}
+    for name, ref in provider.headers:
+        if ref.secret is None:
+            raise MissingKeyError(provider.name, ref.source, header=name)
+        headers[name.lower()] = ref.secret.reveal()
+    if provider.api_key.secret:
+        headers["authorization"] = "Bearer " + provider.api_key.secret.reveal()
+    return headers
+
+
 def build(
     route: Route,
     endpoint: str,
@@ -112,8 +138,6 @@ def build(
 ) -> UpstreamRequest:
     """The request to send upstream. ``body`` is not modified."""
     provider = route.provider
-    if provider.api_key.missing:
-        raise MissingKeyError(provider.name, provider.api_key.source)
     headers: dict[str, str] = {}
     removed: list[str] = []
     for name, value in client_headers:
@@ -123,15 +147,9 @@ def build(
         elif lower in CREDENTIAL_HEADERS and lower not in removed:
             removed.append(lower)
     headers["content-type"] = "application/json"
-    added: list[str] = []
-    for name, ref in provider.headers:
-        if ref.secret is None:
-            raise MissingKeyError(provider.name, ref.source, header=name)
-        headers[name.lower()] = ref.secret.reveal()
-        added.append(name.lower())
-    if provider.api_key.secret:
-        headers["authorization"] = "Bearer " + provider.api_key.secret.reveal()
-        added.append("authorization")
+    auth = provider_headers(provider)
+    headers.update(auth)
+    added = list(auth)
     out = dict(body)
     out["model"] = route.upstream_model
     return UpstreamRequest(

@@ -8,7 +8,7 @@ from importlib import resources
 
 from aiohttp import web
 
-from trayproxy import __version__
+from trayproxy import __version__, doctor
 from trayproxy.errors import error_response
 from trayproxy.guard import LOOPBACK_NAMES, local_port, origin_allowed
 from trayproxy.state import STATE
@@ -84,6 +84,22 @@ async def action(request: web.Request) -> web.Response:
     return web.json_response({"ok": ok, "message": message})
 
 
+async def health(request: web.Request) -> web.Response:
+    """POST /_trayproxy/api/doctor: check every mapping against its provider's model list."""
+    if not _same_origin(request):
+        return error_response(403, "Cross-origin requests may not run checks.", code="forbidden")
+    if request.content_type != "application/json":
+        return error_response(
+            415, "Checks need Content-Type: application/json.", code="unsupported_media_type"
+        )
+    state = request.app[STATE]
+    assert state.session is not None
+    report = await doctor.check(
+        state.config, state.session, proxy_for=state.proxy_for, redact=state.redact
+    )
+    return web.json_response(report.to_dict())
+
+
 async def to_page(request: web.Request) -> web.Response:
     raise web.HTTPFound("/_trayproxy/")
 
@@ -94,3 +110,4 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/_trayproxy/", page)
     r.add_get("/_trayproxy/static/{name}", static)
     r.add_post("/_trayproxy/api/actions/{name}", action)
+    r.add_post("/_trayproxy/api/doctor", health)

@@ -338,6 +338,36 @@ async function copyContinue() {
   }
 }
 
+async function checkMappings() {
+  const button = $("#check-mappings");
+  button.disabled = true;
+  button.textContent = "Checking…";
+  try {
+    const resp = await api(`${API}/doctor`, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: "{}",
+    });
+    const report = await resp.json();
+    if (report.error) throw new Error(report.error.message);
+    $("#health-providers").replaceChildren(...report.providers.map((p) =>
+      el("li", `${p.name}: ${p.status} — ${p.detail}`, p.status === "ok" ? "good" : "bad")));
+    $("#health-table tbody").replaceChildren(...report.mappings.map((m) => {
+      const tr = el("tr");
+      tr.append(el("td", m.id, "model"), el("td", `${m.provider} / ${m.model}`, "model"),
+        el("td", m.status, "status " + (m.status === "ok" ? "good" : "bad")), el("td", m.detail));
+      return tr;
+    }));
+    $("#health-when").textContent = "checked " + new Date().toLocaleTimeString();
+    $("#health").hidden = false;
+    const bad = report.mappings.filter((m) => m.status !== "ok").length;
+    notice(bad ? `${bad} mapping(s) need attention: see Mapping health.` : "Every mapping is served by its provider.", !bad);
+  } catch (e) {
+    notice("The check failed: " + e.message, false);
+  } finally {
+    button.disabled = false;
+    button.textContent = "Check mappings";
+  }
+}
+
 async function loadStatus() {
   try {
     const s = await (await api(`${API}/status`)).json();
@@ -360,6 +390,7 @@ async function loadStatus() {
 document.addEventListener("DOMContentLoaded", () => {
   $("#copy-url").addEventListener("click", copyUrl);
   $("#copy-continue").addEventListener("click", copyContinue);
+  $("#check-mappings").addEventListener("click", checkMappings);
   $("#autostart").addEventListener("change", () => runAction("toggle_autostart"));
   for (const b of document.querySelectorAll("button[data-action]")) {
     b.addEventListener("click", () => {
