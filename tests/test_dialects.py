@@ -328,3 +328,13 @@ def test_the_page_api_lists_the_rewrites(setup: Setup) -> None:
     rows = json.loads(body)["data"]
     assert "reasoning_content restored for 1 turn" in rows[0]["rewrites"]
     assert "model: nvidia/kimi-k2-thinking → kimi-k2-thinking" in rows[0]["rewrites"]
+
+
+def test_continue_agent_with_the_root_api_base(setup: Setup) -> None:
+    """Continue users who write apiBase without /v1 (and with the trailing slash)."""
+    code, result, stderr = run_agent(setup.server.root_url + "/", "deepseek/reasoner")
+    assert code == 0, stderr
+    assert result["turns"][1]["content"] == ANSWER_PREFIX + result["tool_result"]
+    assert setup.upstream.requests[-1]["messages"][2]["reasoning_content"] == "".join(
+        thoughts("deepseek", 1)
+    )

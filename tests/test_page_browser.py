@@ -114,3 +114,43 @@ def test_page_live_filters_chart_and_hostile_ids(app: App, tmp_path: Path) -> No
         assert "http://127.0.0.1:" in detail  # the upstream URL
         time.sleep(0.3)
         driver.save_screenshot(str(ARTIFACTS / "page-detail.png"))
+
+
+def test_page_shows_profile_rewrites_and_mapping_health(tmp_path: Path) -> None:
+    from tests.dialect_upstream import DialectUpstream
+    from tests.test_dialects import config_text as dialect_config
+    from tests.test_dialects import run_agent
+
+    fake = DialectUpstream().start()
+    text = dialect_config(fake.url) + (
+        '\n[models."nvidia/kimi-k1"]\nprovider = "nvidia"\nmodel = "kimi-k1-retired"\n'
+    )
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    app = App(path, app_paths())
+    app.start()
+    try:
+        code, _, stderr = run_agent(app.server.base_url, "nvidia/kimi-k2-thinking")
+        assert code == 0, stderr
+        with chromium(tmp_path / "profile") as driver:
+            driver.get(app.server.root_url + "/_trayproxy/")
+            wait(driver, lambda d: len(rows(d)) == 2)
+            driver.find_elements(By.CSS_SELECTOR, "#log tbody tr")[0].click()
+            wait(driver, lambda d: d.find_element(By.ID, "detail").is_displayed())
+            changed = driver.find_element(By.ID, "detail-rewrites").text
+            assert "reasoning_content restored for 1 turn" in changed
+
+            driver.find_element(By.ID, "detail-close").click()
+            driver.find_element(By.ID, "check-mappings").click()
+            wait(driver, lambda d: d.find_element(By.ID, "health").is_displayed())
+            health = driver.execute_script(
+                "return Object.fromEntries([...document.querySelectorAll('#health-table tbody tr')]"
+                ".map(tr => [tr.children[0].innerText, tr.children[2].innerText]))"
+            )
+            assert health["nvidia/kimi-k2-thinking"] == "ok"
+            assert health["nvidia/kimi-k1"] == "not listed"
+            assert "1 mapping(s) need attention" in driver.find_element(By.ID, "notice").text
+            driver.save_screenshot(str(ARTIFACTS / "page-health.png"))
+    finally:
+        app.shutdown(grace=1)
+        fake.stop()
