@@ -170,3 +170,16 @@ def test_profile_inferred_from_the_base_url(url: str, name: str) -> None:
     from trayproxy.profiles import infer
 
     assert infer(url) == name
+
+
+def test_usage_is_not_asked_for_where_stream_options_is_refused() -> None:
+    route = route_for("groq", 'drop_params = ["stream_options"]')
+    sent, ex = dialect.prepare(route, "chat/completions", {"stream": True, "messages": []}, None)
+    assert "stream_options" not in sent and not ex.strip_usage
+    assert not any("usage" in note for note in ex.notes)
+
+
+def test_null_reasoning_fields_are_left_as_they_came() -> None:
+    data = event(chunk({"content": "a", "reasoning": None}))
+    out, ex = rewrite(data, [data], strip_usage=False)
+    assert out == data and ex.renamed == 0

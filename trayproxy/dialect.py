@@ -150,10 +150,11 @@ class Exchange:
         return _dumps(obj) if changed else data
 
     def _rename_reasoning(self, part: dict[str, Any]) -> bool:
-        if "reasoning" not in part:
-            return False
-        value = part.pop("reasoning")
-        if isinstance(value, str) and not part.get("reasoning_content"):
+        value = part.get("reasoning")
+        if not isinstance(value, str) or not value:
+            return False  # absent, or a null some providers send in every chunk
+        del part["reasoning"]
+        if not part.get("reasoning_content"):
             part["reasoning_content"] = value
             self.renamed += 1
         return True
@@ -332,7 +333,8 @@ def prepare(
             else:
                 out[dst] = value
                 notes.append(f"{src} → {dst}")
-    if profile.include_usage and out.get("stream") is True:
+    asks_usage = profile.include_usage and "stream_options" not in profile.drop_params
+    if asks_usage and out.get("stream") is True:
         options = out.get("stream_options")
         if not (isinstance(options, dict) and options.get("include_usage") is True):
             base = options if isinstance(options, dict) else {}
