@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import logging.handlers
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +12,7 @@ from trayproxy import __version__
 from trayproxy.app import App, Overrides
 from trayproxy.config import Config, ConfigError, load_file, permission_warning
 from trayproxy.instance import InstanceLock
+from trayproxy.logsink import BatchedFileHandler, BatchedStreamHandler
 from trayproxy.paths import app_paths, config_path
 from trayproxy.server import format_host
 from trayproxy.table import render_table
@@ -248,19 +248,18 @@ def cmd_check(override: str | None) -> int:
 
 
 def setup_logging(verbose: bool = False, log_dir: Path | None = None) -> None:
-    """Log to stderr (when there is one) and to a rotating file in the log folder."""
+    """Log to stderr (when there is one) and to a rotating file in the log folder, in
+    batches written off the request path (logsink.py)."""
     fmt = logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S")
     handlers: list[logging.Handler] = []
     if sys.stderr is not None:  # None in a windowed Windows build
-        stream = logging.StreamHandler()
+        stream = BatchedStreamHandler()
         stream.setFormatter(fmt)
         handlers.append(stream)
     if log_dir is not None:
         try:
             log_dir.mkdir(parents=True, exist_ok=True)
-            file_handler = logging.handlers.RotatingFileHandler(
-                log_dir / "trayproxy.log", maxBytes=2_000_000, backupCount=3, encoding="utf-8"
-            )
+            file_handler = BatchedFileHandler(log_dir / "trayproxy.log", 2_000_000, 3)
             file_handler.setFormatter(
                 logging.Formatter("%(asctime)s %(levelname)-7s %(name)s %(message)s")
             )

@@ -23,12 +23,12 @@ from typing import Any
 
 from trayproxy.profiles import RESTORE_OFF
 from trayproxy.routing import Route
+from trayproxy.sse import data_of, event_bounds, last_boundary
 
 CHAT = "chat/completions"
 COMPLETIONS = "completions"
 
 _ALNUM = string.ascii_letters + string.digits
-_BOUNDARY = re.compile(rb"\r?\n\r?\n")
 _MAX_HELD = 8 * 1024 * 1024  # an event larger than this passes through unchanged
 
 
@@ -185,23 +185,27 @@ class StreamRewriter:
             triggers.append(b'"usage"')
         if exchange.id_back or exchange.memory is not None:
             triggers.append(b'"tool_calls"')
-        self._triggers = tuple(triggers)
+        self._wanted = re.compile(b"|".join(re.escape(t) for t in triggers)).search
+        self._finditer = re.compile(b"|".join(re.escape(t) for t in triggers)).finditer
         self._reasoning: dict[int, list[str]] = {}
         self._ids: dict[int, list[str]] = {}
-
-    def _wanted(self, data: bytes) -> bool:
-        return any(t in data for t in self._triggers)
 
     def feed(self, chunk: bytes) -> bytes:
         if not self._tail and chunk.endswith(b"\n\n") and not self._wanted(chunk):
             return chunk  # whole events with nothing to change: the provider's own bytes
         data = self._tail + chunk
+        end = last_boundary(data)
+        complete, self._tail = data[:end], data[end:]
         out: list[bytes] = []
-        pos = 0
-        while (m := _BOUNDARY.search(data, pos)) is not None:
-            out.append(self._event(data[pos : m.end()]))
-            pos = m.end()
-        self._tail = data[pos:]
+        done = 0
+        for m in self._finditer(complete):
+            if m.start() < done:
+                continue  # inside an event already rewritten
+            start, stop = event_bounds(complete, m.start())
+            out.append(complete[done:start])
+            out.append(self._event(complete[start:stop]))
+            done = stop
+        out.append(complete[done:])
         if len(self._tail) > _MAX_HELD:
             out.append(self._tail)
             self._tail = b""
@@ -219,19 +223,9 @@ class StreamRewriter:
         return tail
 
     def _event(self, raw: bytes) -> bytes:
-        if not self._wanted(raw):
-            return raw
-        lines = raw.splitlines()
-        data = []
-        for line in lines:
-            if line.startswith(b"data:"):
-                value = line[5:]
-                data.append(value[1:] if value.startswith(b" ") else value)
-            elif line and not line.startswith(b":"):
-                return raw  # "event:" or "id:" fields: not an OpenAI chunk, leave it
-        payload = b"\n".join(data)
-        if not payload or payload == b"[DONE]":
-            return raw
+        payload, other_fields = data_of(raw)
+        if other_fields or not payload or payload == b"[DONE]":
+            return raw  # "event:" or "id:" fields: not an OpenAI chunk, leave it
         try:
             obj = json.loads(payload)
         except (ValueError, UnicodeDecodeError):

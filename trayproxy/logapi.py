@@ -107,7 +107,13 @@ async def usage(request: web.Request) -> web.Response:
         if state.history is None:  # no database (a bare ProxyServer): this run only
             data = history_db.usage_of([r.to_dict() for r in state.logbook.recent()], days)
         else:
-            data = await _in_thread(history_db.usage, state.history.path, days)
+            history = state.history
+
+            def read() -> dict[str, Any]:
+                history.flush(1.0)  # what was answered so far, even if not written yet
+                return history_db.usage(history.path, days)
+
+            data = await _in_thread(read)
     except Exception as exc:
         return error_response(503, f"The history cannot be read: {exc}", code="history_unavailable")
     return web.json_response(data)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from trayproxy.sse import SSEParser
+from trayproxy.sse import MAX_EVENT_BYTES, data_of, event_bounds, last_boundary
 
 
 @dataclass(frozen=True)
@@ -52,34 +53,51 @@ def usage_from_body(body: bytes) -> Usage | None:
         return None
 
 
+_WATCHED = re.compile(rb'"usage"|"error"|\[DONE\]')
+
+
 class StreamWatcher:
-    """Reads usage and in-stream errors from SSE bytes as they pass by."""
+    """Reads usage and in-stream errors from SSE bytes as they pass by.
+
+    ``events`` counts data lines that start an event (a change in it means a real event, not a
+    keep-alive comment). Only events that mention usage, an error or ``[DONE]`` are parsed.
+    """
 
     def __init__(self) -> None:
-        self._parser = SSEParser()
+        self._tail = b""
+        self.events = 0
         self.usage: Usage | None = None
         self.error: str | None = None
         self.done = False
 
-    @property
-    def events(self) -> int:
-        return self._parser.events
-
     def feed(self, chunk: bytes) -> None:
-        for data in self._parser.feed(chunk):
-            if data == b"[DONE]":
-                self.done = True
+        data = self._tail + chunk if self._tail else chunk
+        end = last_boundary(data)
+        tail = data[end:]
+        self._tail = tail if len(tail) <= MAX_EVENT_BYTES else b""
+        if not end:
+            return
+        complete = data[:end] if end < len(data) else data
+        self.events += complete.count(b"\ndata:") + complete.startswith(b"data:")
+        handled = 0
+        for m in _WATCHED.finditer(complete):
+            if m.start() < handled:
                 continue
-            if b'"usage"' not in data and b'"error"' not in data:
-                continue
-            try:
-                obj = json.loads(data)
-            except (ValueError, UnicodeDecodeError):
-                continue
-            found = usage_from_obj(obj)
-            if found is not None:
-                self.usage = found
-            err = obj.get("error") if isinstance(obj, dict) else None
-            if err:
-                msg = err.get("message") if isinstance(err, dict) else err
-                self.error = str(msg)[:500]
+            start, handled = event_bounds(complete, m.start())
+            self._event(data_of(complete[start:handled])[0])
+
+    def _event(self, data: bytes) -> None:
+        if data == b"[DONE]":
+            self.done = True
+            return
+        try:
+            obj = json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            return
+        found = usage_from_obj(obj)
+        if found is not None:
+            self.usage = found
+        err = obj.get("error") if isinstance(obj, dict) else None
+        if err:
+            msg = err.get("message") if isinstance(err, dict) else err
+            self.error = str(msg)[:500]

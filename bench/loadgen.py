@@ -1,0 +1,162 @@
+"""A small, fast HTTP/1.1 load generator for the benchmark (asyncio streams, keep-alive).
+
+Requests are encoded once; answers are read by Content-Length or chunked framing, and
+checked (status 200, the expected content, a whole stream ending in ``[DONE]``). Times come
+from ``time.perf_counter``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bench.mock_upstream import words
+
+
+class CheckFailed(AssertionError):
+    pass
+
+
+def chat_request(
+    port: int, model: str, *, stream: bool = False, content: str = "hi", path: str = "/v1"
+) -> bytes:
+    body: dict = {"model": model, "messages": [{"role": "user", "content": content}]}
+    if stream:
+        body["stream"] = True
+    data = json.dumps(body, separators=(",", ":")).encode()
+    head = (
+        f"POST {path}/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        "Content-Type: application/json\r\nAccept: application/json\r\n"
+        f"Authorization: Bearer bench\r\nContent-Length: {len(data)}\r\n\r\n"
+    ).encode()
+    return head + data
+
+
+@dataclass
+class Answer:
+    status: int
+    body: bytes
+    first_event: float  # seconds from sending to the first SSE event (0 for JSON)
+    total: float
+    reads: int = 0  # how many separate reads a stream arrived in
+
+
+@dataclass
+class Conn:
+    port: int
+    reader: asyncio.StreamReader | None = None
+    writer: asyncio.StreamWriter | None = None
+    sent: int = field(default=0)
+
+    async def open(self) -> Conn:
+        self.reader, self.writer = await asyncio.open_connection(
+            "127.0.0.1", self.port, limit=16 * 1024 * 1024
+        )
+        return self
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+    async def send(self, raw: bytes) -> Answer:
+        assert self.reader is not None and self.writer is not None
+        start = time.perf_counter()
+        self.writer.write(raw)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = None
+        chunked = False
+        for line in head.lower().split(b"\r\n")[1:]:
+            if line.startswith(b"content-length:"):
+                length = int(line[15:])
+            elif line.startswith(b"transfer-encoding:") and b"chunked" in line:
+                chunked = True
+        first = 0.0
+        reads = 0
+        if not chunked:
+            body = await self.reader.readexactly(length or 0)
+        else:
+            parts = []
+            while True:
+                size = int((await self.reader.readuntil(b"\r\n"))[:-2].split(b";")[0], 16)
+                if size == 0:
+                    await self.reader.readuntil(b"\r\n")
+                    break
+                part = (await self.reader.readexactly(size + 2))[:-2]
+                reads += 1
+                if not first and b"data:" in part:
+                    first = time.perf_counter() - start
+                parts.append(part)
+            body = b"".join(parts)
+        return Answer(status, body, first, time.perf_counter() - start, reads)
+
+
+def check_json(answer: Answer, expected: str) -> None:
+    if answer.status != 200:
+        raise CheckFailed(f"status {answer.status}: {answer.body[:300]!r}")
+    content = json.loads(answer.body)["choices"][0]["message"]["content"]
+    if content != expected:
+        raise CheckFailed(f"wrong content: {content[:80]!r}")
+
+
+def check_stream(answer: Answer, chunks: int) -> None:
+    if answer.status != 200:
+        raise CheckFailed(f"status {answer.status}: {answer.body[:300]!r}")
+    text = []
+    done = False
+    for line in answer.body.split(b"\n"):
+        if line == b"data: [DONE]":
+            done = True
+        elif line.startswith(b"data: {"):
+            obj = json.loads(line[6:])
+            for choice in obj.get("choices", []):
+                text.append(choice.get("delta", {}).get("content") or "")
+    if not done or "".join(text) != "".join(words(chunks)):
+        raise CheckFailed(f"incomplete stream ({len(text)} events, done={done})")
+
+
+def big_request(port: int, model: str, size: int) -> tuple[bytes, str]:
+    content = ("0123456789abcdef" * (size // 16 + 1))[:size]
+    digest = "sha256:" + hashlib.sha256(content.encode()).hexdigest()
+    return chat_request(port, model, content=content), digest
+
+
+async def sequential(
+    port: int, raw: bytes, count: int, check: Callable[[Answer], None]
+) -> list[Answer]:
+    conn = await Conn(port).open()
+    try:
+        out = []
+        for _ in range(count):
+            answer = await conn.send(raw)
+            check(answer)
+            out.append(answer)
+        return out
+    finally:
+        conn.close()
+
+
+async def closed_loop(
+    port: int, raw: bytes, total: int, concurrency: int, check: Callable[[Answer], None]
+) -> float:
+    """``total`` requests over ``concurrency`` connections, each sending as soon as answered.
+    Returns the wall time."""
+    conns = [await Conn(port).open() for _ in range(concurrency)]
+    left = [total]
+
+    async def worker(conn: Conn) -> None:
+        while left[0] > 0:
+            left[0] -= 1
+            check(await conn.send(raw))
+
+    start = time.perf_counter()
+    try:
+        await asyncio.gather(*(worker(c) for c in conns))
+    finally:
+        for c in conns:
+            c.close()
+    return time.perf_counter() - start

@@ -1,0 +1,123 @@
+"""Log handlers that write in batches: one request's log line must not cost a write and a
+flush on every handler, on the event loop's thread.
+
+Lines are formatted where they are logged and written by a small thread every
+``FLUSH_SECONDS`` (warnings and errors at once), and at exit. The file handler rotates like
+:class:`logging.handlers.RotatingFileHandler`, counting its size itself instead of asking the
+file system on every line.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import logging.handlers
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import TextIO
+
+FLUSH_SECONDS = 0.2
+
+_handlers: weakref.WeakSet[logging.Handler] = weakref.WeakSet()
+_started = threading.Lock()
+_thread: threading.Thread | None = None
+
+
+def _flusher() -> None:
+    while True:
+        time.sleep(FLUSH_SECONDS)
+        flush_all()
+
+
+def flush_all() -> None:
+    for handler in list(_handlers):
+        with contextlib.suppress(Exception):  # a closed stream at exit: nothing to write
+            handler.flush()
+
+
+def _register(handler: logging.Handler) -> None:
+    global _thread
+    _handlers.add(handler)
+    with _started:
+        if _thread is None:
+            _thread = threading.Thread(target=_flusher, name="trayproxy-log", daemon=True)
+            _thread.start()
+            atexit.register(flush_all)
+
+
+class _Pending:
+    def _init_pending(self) -> None:
+        self._pending: list[str] = []
+        self._pending_lock = threading.Lock()
+
+    def _queue(self, handler: logging.Handler, record: logging.LogRecord) -> None:
+        try:
+            text = handler.format(record) + "\n"
+        except Exception:
+            handler.handleError(record)
+            return
+        with self._pending_lock:
+            self._pending.append(text)
+        if record.levelno >= logging.WARNING:
+            handler.flush()
+
+    def _take(self) -> str:
+        with self._pending_lock:
+            if not self._pending:
+                return ""
+            text = "".join(self._pending)
+            self._pending.clear()
+        return text
+
+
+class BatchedStreamHandler(_Pending, logging.StreamHandler):  # type: ignore[type-arg]
+    def __init__(self, stream: TextIO | None = None) -> None:
+        logging.StreamHandler.__init__(self, stream)
+        self._init_pending()
+        _register(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._queue(self, record)
+
+    def flush(self) -> None:
+        text = self._take()
+        if not text:
+            return
+        with self.lock:  # type: ignore[union-attr]
+            self.stream.write(text)
+            if hasattr(self.stream, "flush"):
+                self.stream.flush()
+
+
+class BatchedFileHandler(_Pending, logging.handlers.RotatingFileHandler):
+    def __init__(self, path: Path, max_bytes: int, backups: int) -> None:
+        logging.handlers.RotatingFileHandler.__init__(
+            self, path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
+        )
+        self._init_pending()
+        try:
+            self._size = path.stat().st_size
+        except OSError:
+            self._size = 0
+        _register(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._queue(self, record)
+
+    def flush(self) -> None:
+        text = self._take()
+        if not text:
+            return
+        data = len(text.encode("utf-8"))
+        with self.lock:  # type: ignore[union-attr]
+            if self.maxBytes and self._size and self._size + data > self.maxBytes:
+                self.doRollover()
+                self._size = 0
+            if self.stream is None:
+                self.stream = self._open()
+            self.stream.write(text)
+            self.stream.flush()
+            self._size += data
