@@ -22,7 +22,13 @@ class CheckFailed(AssertionError):
 
 
 def chat_request(
-    port: int, model: str, *, stream: bool = False, content: str = "hi", path: str = "/v1"
+    port: int,
+    model: str,
+    *,
+    stream: bool = False,
+    content: str = "hi",
+    path: str = "/v1",
+    key: str = "bench",
 ) -> bytes:
     body: dict = {"model": model, "messages": [{"role": "user", "content": content}]}
     if stream:
@@ -31,7 +37,7 @@ def chat_request(
     head = (
         f"POST {path}/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
         "Content-Type: application/json\r\nAccept: application/json\r\n"
-        f"Authorization: Bearer bench\r\nContent-Length: {len(data)}\r\n\r\n"
+        f"Authorization: Bearer {key}\r\nContent-Length: {len(data)}\r\n\r\n"
     ).encode()
     return head + data
 
@@ -119,10 +125,10 @@ def check_stream(answer: Answer, chunks: int) -> None:
         raise CheckFailed(f"incomplete stream ({len(text)} events, done={done})")
 
 
-def big_request(port: int, model: str, size: int) -> tuple[bytes, str]:
+def big_request(port: int, model: str, size: int, key: str = "bench") -> tuple[bytes, str]:
     content = ("0123456789abcdef" * (size // 16 + 1))[:size]
     digest = "sha256:" + hashlib.sha256(content.encode()).hexdigest()
-    return chat_request(port, model, content=content), digest
+    return chat_request(port, model, content=content, key=key), digest
 
 
 async def sequential(

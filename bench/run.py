@@ -56,6 +56,9 @@ class Sizes:
 
 FULL = Sizes(warmup=300, latency=2000, throughput=4000, streams=300, paced=50, big1=20, big4=10)
 QUICK = Sizes(warmup=100, latency=300, throughput=600, streams=40, paced=10, big1=4, big4=2)
+# LiteLLM answers ~50 requests/s here: fewer of each, so that a run stays within minutes
+SLOW = Sizes(warmup=50, latency=300, throughput=600, streams=30, paced=10, big1=5, big4=3)
+SLOW_QUICK = Sizes(warmup=20, latency=60, throughput=120, streams=8, paced=4, big1=2, big4=1)
 
 
 # ---------------------------------------------------------------- processes
@@ -127,17 +130,22 @@ def cores() -> tuple[int | None, int | None]:
     return have[0], have[-1]
 
 
+LITELLM_KEY = "sk-bench-master-0123456789abcdef"
+
+
 @dataclass
 class Target:
     name: str
     port: int
     proc: subprocess.Popen | None = None
     path: str = "/v1"
+    key: str = "bench"
 
 
-def wait_serving(port: int, model: str, proc: subprocess.Popen | None, timeout: float) -> float:
-    """Seconds until a chat request through ``port`` is answered 200."""
-    raw = loadgen.chat_request(port, model)
+def wait_serving(t: Target, model: str, timeout: float) -> float:
+    """Seconds until a chat request through the target is answered 200."""
+    port, proc = t.port, t.proc
+    raw = loadgen.chat_request(port, model, key=t.key)
     start = time.perf_counter()
     deadline = start + timeout
     while time.perf_counter() < deadline:
@@ -210,7 +218,12 @@ def litellm_config(mock: int) -> str:
             f"      model: openai/{upstream}\n"
             f"      api_base: http://127.0.0.1:{mock}/v1\n      api_key: sk-bench\n"
         )
-    return "model_list:\n" + "".join(entries) + "litellm_settings:\n  telemetry: false\n"
+    return (
+        "model_list:\n"
+        + "".join(entries)
+        + "litellm_settings:\n  telemetry: false\n"
+        + f"general_settings:\n  master_key: {LITELLM_KEY}\n"
+    )
 
 
 def launch(name: str, mock: int, work: Path, core: int | None, litellm: Path | None) -> Target:
@@ -251,7 +264,7 @@ def launch(name: str, mock: int, work: Path, core: int | None, litellm: Path | N
         preexec_fn=pin(core),
         start_new_session=True,
     )
-    return Target(name, port, proc)
+    return Target(name, port, proc, key=LITELLM_KEY if name == "litellm" else "bench")
 
 
 # ---------------------------------------------------------------- one run of one target
@@ -265,7 +278,8 @@ def p(values: list[float], q: float) -> float:
 async def measure(t: Target, sizes: Sizes) -> dict[str, float]:
     port, path = t.port, t.path
     pid = t.proc.pid if t.proc else None
-    plain = loadgen.chat_request(port, CLIENT_MODEL, path=path)
+    key = t.key
+    plain = loadgen.chat_request(port, CLIENT_MODEL, path=path, key=key)
     expected = "".join(words(STREAM_CHUNKS))
 
     def ok(answer: loadgen.Answer) -> None:
@@ -296,7 +310,7 @@ async def measure(t: Target, sizes: Sizes) -> dict[str, float]:
         requests += sizes.throughput
     out["cpu_req_us"] = cpu_used / (2 * sizes.throughput) * 1e6
 
-    stream = loadgen.chat_request(port, CLIENT_MODEL, stream=True, path=path)
+    stream = loadgen.chat_request(port, CLIENT_MODEL, stream=True, path=path, key=key)
     before = cpu()
     answers = await loadgen.sequential(
         port, stream, sizes.streams, lambda a: loadgen.check_stream(a, STREAM_CHUNKS)
@@ -306,7 +320,7 @@ async def measure(t: Target, sizes: Sizes) -> dict[str, float]:
     out["stream_ms"] = p([a.total for a in answers], 0.5) * 1000
     requests += sizes.streams
 
-    paced = loadgen.chat_request(port, PACED_MODEL, stream=True, path=path)
+    paced = loadgen.chat_request(port, PACED_MODEL, stream=True, path=path, key=key)
     answers = await loadgen.sequential(
         port, paced, sizes.paced, lambda a: loadgen.check_stream(a, PACED_CHUNKS)
     )
@@ -315,7 +329,7 @@ async def measure(t: Target, sizes: Sizes) -> dict[str, float]:
     requests += sizes.paced
 
     for label, size, count in (("big1_ms", 1 << 20, sizes.big1), ("big4_ms", 4 << 20, sizes.big4)):
-        raw, digest = loadgen.big_request(port, CLIENT_MODEL, size)
+        raw, digest = loadgen.big_request(port, CLIENT_MODEL, size, key)
         answers = await loadgen.sequential(
             port, raw, count, lambda a, d=digest: loadgen.check_json(a, d)
         )
@@ -434,7 +448,7 @@ async def run_target(
     target = launch(name, mock, work, core, litellm)
     try:
         timeout = 120.0 if name == "litellm" else 30.0
-        startup = wait_serving(target.port, CLIENT_MODEL, target.proc, timeout)
+        startup = wait_serving(target, CLIENT_MODEL, timeout)
         result = await measure(target, sizes)
         if target.proc is not None:
             result["startup_s"] = startup
@@ -481,6 +495,11 @@ def main(argv: list[str] | None = None) -> int:
         "when it exists; bench/setup_litellm.sh makes it)",
     )
     parser.add_argument("--no-litellm", action="store_true", help="leave LiteLLM out")
+    parser.add_argument(
+        "--only",
+        default=None,
+        help="a comma-separated subset of floor,trayproxy,litellm (direct always runs)",
+    )
     parser.add_argument("--tray", action="store_true", help="also measure the tray app idle")
     parser.add_argument("--json", type=Path, help="write every measurement to this file")
     args = parser.parse_args(argv)
@@ -490,6 +509,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_litellm:
         litellm = None
     names = ["direct", "floor", "trayproxy"] + (["litellm"] if litellm else [])
+    if args.only:
+        wanted = {n.strip() for n in args.only.split(",")}
+        names = [n for n in names if n == "direct" or n in wanted]
     load_core, proxy_core = cores()
     if load_core is not None:
         os.sched_setaffinity(0, {load_core})

@@ -12,7 +12,12 @@ from trayproxy import __version__
 from trayproxy.app import App, Overrides
 from trayproxy.config import Config, ConfigError, load_file, permission_warning
 from trayproxy.instance import InstanceLock
-from trayproxy.logsink import BatchedFileHandler, BatchedStreamHandler
+from trayproxy.logsink import (
+    BatchedFileHandler,
+    BatchedStreamHandler,
+    CachedTimeFormatter,
+    lighten_records,
+)
 from trayproxy.paths import app_paths, config_path
 from trayproxy.server import format_host
 from trayproxy.table import render_table
@@ -250,7 +255,8 @@ def cmd_check(override: str | None) -> int:
 def setup_logging(verbose: bool = False, log_dir: Path | None = None) -> None:
     """Log to stderr (when there is one) and to a rotating file in the log folder, in
     batches written off the request path (logsink.py)."""
-    fmt = logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S")
+    lighten_records()
+    fmt = CachedTimeFormatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S")
     handlers: list[logging.Handler] = []
     if sys.stderr is not None:  # None in a windowed Windows build
         stream = BatchedStreamHandler()
@@ -261,7 +267,7 @@ def setup_logging(verbose: bool = False, log_dir: Path | None = None) -> None:
             log_dir.mkdir(parents=True, exist_ok=True)
             file_handler = BatchedFileHandler(log_dir / "trayproxy.log", 2_000_000, 3)
             file_handler.setFormatter(
-                logging.Formatter("%(asctime)s %(levelname)-7s %(name)s %(message)s")
+                CachedTimeFormatter("%(asctime)s %(levelname)-7s %(name)s %(message)s")
             )
             handlers.append(file_handler)
         except OSError as exc:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import string
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -23,7 +22,7 @@ from typing import Any
 
 from trayproxy.profiles import RESTORE_OFF
 from trayproxy.routing import Route
-from trayproxy.sse import data_of, event_bounds, last_boundary
+from trayproxy.sse import data_of, event_bounds, find_all, last_boundary
 
 CHAT = "chat/completions"
 COMPLETIONS = "completions"
@@ -185,10 +184,12 @@ class StreamRewriter:
             triggers.append(b'"usage"')
         if exchange.id_back or exchange.memory is not None:
             triggers.append(b'"tool_calls"')
-        self._wanted = re.compile(b"|".join(re.escape(t) for t in triggers)).search
-        self._finditer = re.compile(b"|".join(re.escape(t) for t in triggers)).finditer
+        self._triggers = tuple(triggers)
         self._reasoning: dict[int, list[str]] = {}
         self._ids: dict[int, list[str]] = {}
+
+    def _wanted(self, data: bytes) -> bool:
+        return any(t in data for t in self._triggers)
 
     def feed(self, chunk: bytes) -> bytes:
         if not self._tail and chunk.endswith(b"\n\n") and not self._wanted(chunk):
@@ -198,10 +199,10 @@ class StreamRewriter:
         complete, self._tail = data[:end], data[end:]
         out: list[bytes] = []
         done = 0
-        for m in self._finditer(complete):
-            if m.start() < done:
+        for at in find_all(complete, self._triggers):
+            if at < done:
                 continue  # inside an event already rewritten
-            start, stop = event_bounds(complete, m.start())
+            start, stop = event_bounds(complete, at)
             out.append(complete[done:start])
             out.append(self._event(complete[start:stop]))
             done = stop

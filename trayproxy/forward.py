@@ -12,8 +12,9 @@ import asyncio
 import contextlib
 import sys
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -26,6 +27,7 @@ from trayproxy.state import ProxyState
 from trayproxy.usage import StreamWatcher, usage_from_body
 
 _JSON_LIMIT_FOR_USAGE = 32 * 1024 * 1024
+T = TypeVar("T")
 
 
 @dataclass
@@ -56,6 +58,7 @@ async def run(
     endpoint: str,
     body: dict[str, Any],
     draft: RecordDraft,
+    size: int = 0,
 ) -> web.StreamResponse:
     failure: Failure | None = None
     tried = 0
@@ -76,7 +79,9 @@ async def run(
             continue
         _describe(draft, route, first=index == 0)
         started = time.perf_counter()
-        outcome = await _attempt(request, state, route, endpoint, body, draft, retried=tried > 0)
+        outcome = await _attempt(
+            request, state, route, endpoint, body, draft, size, retried=tried > 0
+        )
         tried += 1
         ms = round((time.perf_counter() - started) * 1000, 1)
         if isinstance(outcome, Failure):
@@ -143,6 +148,7 @@ async def _attempt(
     endpoint: str,
     body: dict[str, Any],
     draft: RecordDraft,
+    size: int,
     *,
     retried: bool,
 ) -> web.StreamResponse | Failure:
@@ -150,7 +156,7 @@ async def _attempt(
     name = provider.name
     sent, exchange = dialect.prepare(route, endpoint, body, state.reasoning)
     try:
-        up = upstream.build(route, endpoint, request.headers.items(), sent)
+        up = upstream.build(route, endpoint, request.headers.items(), sent, size)
     except upstream.MissingKeyError as exc:
         return Failure(502, str(exc), "provider_key_missing")
     draft.upstream_url = up.url
@@ -161,7 +167,7 @@ async def _attempt(
     assert session is not None, "the app's client session is created at startup"
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=provider.connect_timeout)
     try:
-        resp = await asyncio.wait_for(
+        resp = await _within(
             session.post(
                 up.url,
                 data=up.body,
@@ -225,7 +231,7 @@ async def _answer(
         )
     draft.mark_first_byte()  # a JSON answer starts with its status line and headers
     try:
-        data = await asyncio.wait_for(resp.read(), provider.idle_timeout)
+        data = await _within(resp.read(), provider.idle_timeout)
     except asyncio.TimeoutError:
         return Failure(504, f"Provider '{name}' stopped sending its answer.", "upstream_timeout")
     except aiohttp.ClientError as exc:
@@ -296,17 +302,58 @@ def _copy_headers(
 
 # ---------------------------------------------------------------- streams
 
-if sys.version_info >= (3, 11):
 
-    async def _read(resp: aiohttp.ClientResponse, deadline: float) -> bytes:
-        async with asyncio.timeout_at(deadline):
-            return await resp.content.readany()
+class _IdleWatchdog:
+    """Ends a stream's wait for the provider after ``idle`` seconds without an event.
+
+    One timer per idle period, moved lazily, instead of a timeout per read: a stream of
+    thousands of chunks would otherwise create and cancel thousands of timers. It cancels the
+    pumping task only while that task waits to read (never while it writes to a slow client).
+    """
+
+    def __init__(self, idle: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        self._idle = idle
+        self._deadline = self._loop.time() + idle
+        self._fired = False
+        self.reading = False
+        self._handle = self._loop.call_at(self._deadline, self._check)
+
+    def reset(self) -> None:
+        self._deadline = self._loop.time() + self._idle
+
+    def _check(self) -> None:
+        now = self._loop.time()
+        if now >= self._deadline and self.reading and self._task is not None:
+            self._fired = True
+            self._task.cancel()
+            return
+        self._handle = self._loop.call_at(max(self._deadline, now + 0.05), self._check)
+
+    def expired(self) -> bool:
+        """Whether the cancellation just caught was this watchdog's (then it is undone)."""
+        if not self._fired:
+            return False
+        self._fired = False
+        if sys.version_info >= (3, 11) and self._task is not None:
+            self._task.uncancel()
+        return True
+
+    def close(self) -> None:
+        self._handle.cancel()
+
+
+if sys.version_info >= (3, 11):  # a timer on this task, not a task per wait as wait_for
+
+    async def _within(awaitable: Awaitable[T], seconds: float) -> T:
+        async with asyncio.timeout(seconds):
+            return await awaitable
 
 else:  # pragma: no cover - Python 3.10
 
-    async def _read(resp: aiohttp.ClientResponse, deadline: float) -> bytes:
-        remaining = deadline - asyncio.get_running_loop().time()
-        return await asyncio.wait_for(resp.content.readany(), max(0.0, remaining))
+    async def _within(awaitable: Awaitable[T], seconds: float) -> T:
+        return await asyncio.wait_for(awaitable, seconds)
 
 
 async def _stream_back(
@@ -343,15 +390,22 @@ async def _pump(
 ) -> web.StreamResponse:
     name = provider.name
     idle = provider.idle_timeout
-    loop = asyncio.get_running_loop()
     watcher = StreamWatcher()
-    deadline = loop.time() + idle
+    watchdog = _IdleWatchdog(idle)
+    read = resp.content.readany
     events = 0
     first_chunk: float | None = None
     failure: tuple[int, str, str] | None = None
     try:
         while True:
-            chunk = await _read(resp, deadline)
+            watchdog.reading = True
+            try:
+                chunk = await read()
+            except asyncio.CancelledError:
+                if not watchdog.expired():
+                    raise
+                raise asyncio.TimeoutError from None
+            watchdog.reading = False
             if not chunk:
                 break
             if first_chunk is None:
@@ -365,7 +419,7 @@ async def _pump(
             watcher.feed(chunk)
             if watcher.events != events:  # a real event, not a keep-alive comment
                 events = watcher.events
-                deadline = loop.time() + idle
+                watchdog.reset()
                 draft.mark_first_byte()  # a stream's first byte: its first event
     except asyncio.TimeoutError:
         failure = (
@@ -381,6 +435,8 @@ async def _pump(
             draft.error = "client disconnected"
             return out
         failure = (502, f"Provider '{name}' broke off the stream: {exc}", "upstream_error")
+    finally:
+        watchdog.close()
     if rewriter is not None and failure is None:
         held = rewriter.finish()
         if held:

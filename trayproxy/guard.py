@@ -69,8 +69,8 @@ def local_port(request: web.Request) -> int:
     return int(sockname[1]) if sockname else -1
 
 
-@web.middleware
 async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
+    """The checks every request passes before ``handler`` (called by proxy.front)."""
     state = request.app[STATE]
     server = state.config.server
     names = LOOPBACK_NAMES | {server.host.lower()} | {h.lower() for h in server.allowed_hosts}

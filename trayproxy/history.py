@@ -9,12 +9,13 @@ is reported, and the records stay in the in-memory log: never a crash.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
-import queue
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -93,11 +94,20 @@ def _storable(value: Any) -> Any:
 
 
 def _row(record: RouteRecord) -> tuple[Any, ...]:
-    d = {k: _storable(v) for k, v in record.to_dict().items()}
-    d["rewrites"] = json.dumps(d["rewrites"])
-    d["attempts"] = json.dumps(d["attempts"], default=str)
-    d["stream"] = int(d["stream"])
-    return tuple(d[c] for c in COLUMNS)
+    """The record as a row of COLUMNS (read straight from its fields: no deep copy)."""
+    out = []
+    for column in COLUMNS:
+        value = getattr(record, column)
+        if column == "rewrites":
+            value = json.dumps([_storable(v) for v in value])
+        elif column == "attempts":
+            value = _storable(json.dumps(list(value), default=str)) if value else "[]"
+        elif column == "stream":
+            value = int(value)
+        else:
+            value = _storable(value)
+        out.append(value)
+    return tuple(out)
 
 
 def _as_dict(row: sqlite3.Row) -> dict[str, Any]:
@@ -157,12 +167,18 @@ class History:
         self.days = days
         self.problem: str | None = None
         self._on_problem = on_problem or (lambda message: None)
-        self._queue: queue.Queue[RouteRecord | None] = queue.Queue(MAX_PENDING)
+        # records waiting for the writer: appended by the relay, taken by the writer thread
+        self._items: deque[RouteRecord] = deque()
+        self._added = itertools.count(1)  # next() is atomic: callers on any thread
+        self._queued = 0  # how many were added, as of the last add
+        self._handled = 0  # how many the writer has written or given up on
+        self._wake = threading.Event()
+        self._idle = False  # the writer waits for _wake: adders must set it
+        self._stopping = False
         self._interval = flush_interval
         self._gather = min(GATHER_SECONDS, flush_interval)
         self._thread: threading.Thread | None = None
         self._written = threading.Condition()
-        self._pending = 0
         self._last_prune = 0.0
         self._backlog: list[RouteRecord] = []
         self.retry_seconds = 30.0
@@ -174,28 +190,31 @@ class History:
         self._thread.start()
 
     def add(self, record: RouteRecord) -> None:
-        """Queue a record (never blocks the caller)."""
-        with self._written:
-            self._pending += 1
-        try:
-            self._queue.put_nowait(record)
-        except queue.Full:
-            with self._written:
-                self._pending -= 1
+        """Queue a record (never blocks the caller: no lock is taken unless the writer
+        sleeps)."""
+        if len(self._items) >= MAX_PENDING:
             self._report("history is falling behind; some requests were not saved")
+            return
+        self._items.append(record)
+        self._queued = next(self._added)
+        if self._idle:
+            self._wake.set()
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything queued so far is written (or given up on)."""
+        target = self._queued
+        if self._thread is None:
+            return not self._items
+        self._wake.set()
         with self._written:
-            return self._written.wait_for(lambda: self._pending == 0, timeout)
+            return self._written.wait_for(lambda: self._handled >= target, timeout)
 
     def stop(self, timeout: float = 5.0) -> None:
         if self._thread is None:
             return
-        if self._thread.is_alive():
-            with contextlib.suppress(queue.Full):
-                self._queue.put(None, timeout=timeout)
-            self._thread.join(timeout)
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout)
         self._thread = None
 
     def _report(self, message: str) -> None:
@@ -255,25 +274,21 @@ class History:
         retry_at = 0.0
         stopping = False
         while not stopping:
-            batch: list[RouteRecord] = []
-            try:
-                item = self._queue.get(timeout=self._interval)
-                if item is None:
-                    stopping = True
-                else:
-                    batch.append(item)
+            if not self._items and not self._stopping:
+                self._idle = True
+                if not self._items:  # checked again: an adder may have missed _idle
+                    self._wake.wait(self._interval)
+                self._idle = False
+                self._wake.clear()
+            if self._items and not self._stopping and len(self._items) < BATCH:
                 # gather what arrives in the next moment too: one transaction per batch,
                 # not per request
-                until = time.monotonic() + self._gather
-                while len(batch) < BATCH and not stopping:
-                    left = until - time.monotonic()
-                    item = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
-                    if item is None:
-                        stopping = True
-                        break
-                    batch.append(item)
-            except queue.Empty:
-                pass
+                self._wake.wait(self._gather)
+                self._wake.clear()
+            stopping = self._stopping
+            batch: list[RouteRecord] = []
+            while self._items and (len(batch) < BATCH or stopping):
+                batch.append(self._items.popleft())
             if conn is None and (time.monotonic() >= retry_at or stopping):
                 conn = self._open()
                 retry_at = time.monotonic() + self.retry_seconds
@@ -346,7 +361,7 @@ class History:
 
     def _done(self, n: int) -> None:
         with self._written:
-            self._pending -= n
+            self._handled += n
             self._written.notify_all()
 
 

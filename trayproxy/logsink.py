@@ -121,3 +121,32 @@ class BatchedFileHandler(_Pending, logging.handlers.RotatingFileHandler):
             self.stream.write(text)
             self.stream.flush()
             self._size += data
+
+
+class CachedTimeFormatter(logging.Formatter):
+    """A Formatter that renders the time once per second, not once per line."""
+
+    def __init__(self, fmt: str, datefmt: str | None = None) -> None:
+        super().__init__(fmt, datefmt)
+        self._second = -1
+        self._text = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        second = int(record.created)
+        if second != self._second:
+            self._second = second
+            self._text = time.strftime(
+                self.datefmt or self.default_time_format, self.converter(second)
+            )
+        if self.datefmt:
+            return self._text
+        return self.default_msec_format % (self._text, record.msecs)
+
+
+def lighten_records() -> None:
+    """Skip what trayproxy's formats never show: caller, thread and process details
+    (the logging HOWTO's "Optimization" settings)."""
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False

@@ -24,10 +24,11 @@ _CREATED = int(time.time())
 
 
 @web.middleware
-async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Every error the client sees is OpenAI-shaped JSON."""
+async def front(request: web.Request, handler: Any) -> web.StreamResponse:
+    """The one middleware: the guard's checks, and every error the client sees as
+    OpenAI-shaped JSON (one layer, not two, on every request)."""
     try:
-        return await handler(request)
+        return await guard(request, handler)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -137,6 +138,7 @@ async def _client_session(app: web.Application) -> AsyncIterator[None]:
         connector=connector,
         timeout=aiohttp.ClientTimeout(total=None),
         auto_decompress=True,
+        cookie_jar=aiohttp.DummyCookieJar(),  # provider cookies mean nothing here
         trust_env=False,  # proxies come from state.proxy_for (no ~/.netrc credentials)
     )
     try:
@@ -147,7 +149,7 @@ async def _client_session(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(state: ProxyState) -> web.Application:
-    app = web.Application(middlewares=[json_errors, guard])
+    app = web.Application(middlewares=[front])
     app[STATE] = state
     app.cleanup_ctx.append(_client_session)
     r = app.router

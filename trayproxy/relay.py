@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import math
 from typing import Any
 
 from aiohttp import web
 
-from trayproxy import forward, upstream
+from trayproxy import forward, jsonfast, upstream
 from trayproxy.config import Config
 from trayproxy.errors import error_response
 from trayproxy.logbook import RecordDraft
@@ -25,17 +23,6 @@ RELAY_ENDPOINTS = ("chat/completions", "completions", "embeddings", "responses",
 
 class BodyTooLarge(Exception):
     pass
-
-
-def _no_constants(name: str) -> float:
-    raise ValueError(f"{name} is not allowed in JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number out of range: {text[:40]}")
-    return value
 
 
 _MAX_MODEL_ID = 256
@@ -126,7 +113,7 @@ async def _relay(
             headers={"Connection": "close"},
         )
     try:
-        body = json.loads(raw, parse_constant=_no_constants, parse_float=_finite_float)
+        body = jsonfast.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         return _fail(draft, 400, f"The request body is not valid JSON: {exc}", code="invalid_json")
     if not isinstance(body, dict):
@@ -142,7 +129,9 @@ async def _relay(
             param="model",
         )
     draft.client_model = model[:_MAX_MODEL_ID]
-    if len(model) > _MAX_MODEL_ID or any(ord(ch) < 32 or ch == "\x7f" for ch in model):
+    if len(model) > _MAX_MODEL_ID or (
+        not model.isprintable() and any(ord(ch) < 32 or ch == "\x7f" for ch in model)
+    ):
         return _fail(
             draft,
             400,
@@ -164,4 +153,4 @@ async def _relay(
         routes = resolve_chain(config, model)
     except UnknownModelError as exc:
         return _fail(draft, 404, state.redact(exc.message), code="model_not_found", param="model")
-    return await forward.run(request, state, routes, endpoint, body, draft)
+    return await forward.run(request, state, routes, endpoint, body, draft, len(raw))

@@ -98,3 +98,16 @@ def data_of(event: bytes) -> tuple[bytes, bool]:
         elif line and not line.startswith(b":"):
             other = True
     return b"\n".join(parts), other
+
+
+def find_all(data: bytes, needles: tuple[bytes, ...]) -> list[int]:
+    """Every position of any of ``needles`` in ``data``, in order. bytes.find per needle:
+    much faster than a regular expression alternation over a large chunk."""
+    found = []
+    for needle in needles:
+        at = data.find(needle)
+        while at >= 0:
+            found.append(at)
+            at = data.find(needle, at + len(needle))
+    found.sort()
+    return found

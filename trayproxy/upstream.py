@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from trayproxy import jsonfast
 from trayproxy.config import Provider
 from trayproxy.routing import Route
 
@@ -108,12 +108,8 @@ def endpoint_url(base_url: str, endpoint: str) -> str:
     return f"{base_url}/{endpoint}"
 
 
-def encode_body(body: dict[str, Any]) -> bytes:
-    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate ("\ud83d"): keep it as a JSON escape
-        return json.dumps(body, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+def encode_body(body: dict[str, Any], *, large: bool = False) -> bytes:
+    return jsonfast.dumps(body, large=large)
 
 
 def provider_headers(provider: Provider) -> dict[str, str]:
@@ -135,6 +131,7 @@ def build(
     endpoint: str,
     client_headers: Iterable[tuple[str, str]],
     body: dict[str, Any],
+    size: int = 0,
 ) -> UpstreamRequest:
     """The request to send upstream. ``body`` is not modified."""
     provider = route.provider
@@ -154,7 +151,7 @@ def build(
     out["model"] = route.upstream_model
     return UpstreamRequest(
         url=endpoint_url(provider.base_url, endpoint),
-        body=encode_body(out),
+        body=encode_body(out, large=size >= jsonfast.LARGE),
         headers=headers,
         removed_headers=tuple(removed),
         added_headers=tuple(added),

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from trayproxy.sse import MAX_EVENT_BYTES, data_of, event_bounds, last_boundary
+from trayproxy.sse import MAX_EVENT_BYTES, data_of, event_bounds, find_all, last_boundary
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,7 @@ def usage_from_body(body: bytes) -> Usage | None:
         return None
 
 
-_WATCHED = re.compile(rb'"usage"|"error"|\[DONE\]')
+_WATCHED = (b'"usage"', b'"error"', b"[DONE]")
 
 
 class StreamWatcher:
@@ -80,10 +79,10 @@ class StreamWatcher:
         complete = data[:end] if end < len(data) else data
         self.events += complete.count(b"\ndata:") + complete.startswith(b"data:")
         handled = 0
-        for m in _WATCHED.finditer(complete):
-            if m.start() < handled:
+        for at in find_all(complete, _WATCHED):
+            if at < handled:
                 continue
-            start, handled = event_bounds(complete, m.start())
+            start, handled = event_bounds(complete, at)
             self._event(data_of(complete[start:handled])[0])
 
     def _event(self, data: bytes) -> None:

@@ -1,0 +1,42 @@
+"""Large bodies take orjson's fast path and keep the standard library's meaning."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from trayproxy import jsonfast
+
+PAD = "x" * (jsonfast.LARGE + 10)
+
+
+def big(extra: str) -> bytes:
+    return (
+        '{"model":"m","messages":[{"role":"user","content":"' + PAD + '"}]' + extra + "}"
+    ).encode()
+
+
+def test_large_body_parses_like_the_standard_library() -> None:
+    raw = big(',"seed":12345678901234567890123,"temperature":0.7,"n":1')
+    body = jsonfast.loads(raw)
+    assert body["seed"] == 12345678901234567890123  # exact, not a float
+    assert body == json.loads(raw)
+    again = jsonfast.dumps(body, large=True)
+    assert json.loads(again) == body
+
+
+@pytest.mark.parametrize("bad", [',"t":NaN', ',"t":1e999', ',"t":-Infinity'])
+def test_large_body_refuses_what_small_ones_refuse(bad: str) -> None:
+    with pytest.raises(ValueError):
+        jsonfast.loads(big(bad))
+    with pytest.raises(ValueError):
+        jsonfast.loads(('{"t":' + bad.split(":", 1)[1] + "}").encode())
+
+
+def test_lone_surrogate_survives_a_large_body() -> None:
+    raw = big(',"name":"\\ud83d"')
+    body = jsonfast.loads(raw)
+    assert body["name"] == "\ud83d"
+    out = jsonfast.dumps(body, large=True)
+    assert b"\\ud83d" in out and json.loads(out)["name"] == "\ud83d"
