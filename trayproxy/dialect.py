@@ -14,12 +14,12 @@ Events that need none of this pass through as the provider's own bytes.
 from __future__ import annotations
 
 import hashlib
-import json
 import string
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
+from trayproxy.jsonfast import dumps, loads_answer
 from trayproxy.profiles import RESTORE_OFF
 from trayproxy.routing import Route
 from trayproxy.sse import data_of, event_bounds, find_all, last_boundary
@@ -131,7 +131,7 @@ class Exchange:
         ):
             return data
         try:
-            obj = json.loads(data)
+            obj = loads_answer(data)
         except (ValueError, UnicodeDecodeError):
             return data
         changed = False
@@ -228,7 +228,7 @@ class StreamRewriter:
         if other_fields or not payload or payload == b"[DONE]":
             return raw  # "event:" or "id:" fields: not an OpenAI chunk, leave it
         try:
-            obj = json.loads(payload)
+            obj = loads_answer(payload)
         except (ValueError, UnicodeDecodeError):
             return raw
         if not isinstance(obj, dict):
@@ -300,11 +300,7 @@ def _choices(obj: Any) -> list[dict[str, Any]]:
     return [c for c in choices if isinstance(c, dict)]
 
 
-def _dumps(obj: Any) -> bytes:
-    try:
-        return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    except UnicodeEncodeError:
-        return json.dumps(obj, separators=(",", ":")).encode("ascii")
+_dumps = dumps
 
 
 # ---------------------------------------------------------------- the request

@@ -58,7 +58,6 @@ async def run(
     endpoint: str,
     body: dict[str, Any],
     draft: RecordDraft,
-    size: int = 0,
 ) -> web.StreamResponse:
     failure: Failure | None = None
     tried = 0
@@ -79,9 +78,7 @@ async def run(
             continue
         _describe(draft, route, first=index == 0)
         started = time.perf_counter()
-        outcome = await _attempt(
-            request, state, route, endpoint, body, draft, size, retried=tried > 0
-        )
+        outcome = await _attempt(request, state, route, endpoint, body, draft, retried=tried > 0)
         tried += 1
         ms = round((time.perf_counter() - started) * 1000, 1)
         if isinstance(outcome, Failure):
@@ -148,7 +145,6 @@ async def _attempt(
     endpoint: str,
     body: dict[str, Any],
     draft: RecordDraft,
-    size: int,
     *,
     retried: bool,
 ) -> web.StreamResponse | Failure:
@@ -156,7 +152,7 @@ async def _attempt(
     name = provider.name
     sent, exchange = dialect.prepare(route, endpoint, body, state.reasoning)
     try:
-        up = upstream.build(route, endpoint, request.headers.items(), sent, size)
+        up = upstream.build(route, endpoint, request.headers.items(), sent)
     except upstream.MissingKeyError as exc:
         return Failure(502, str(exc), "provider_key_missing")
     draft.upstream_url = up.url

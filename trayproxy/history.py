@@ -316,11 +316,13 @@ class History:
         placeholders = ", ".join("?" for _ in COLUMNS)
         sql = f"INSERT OR IGNORE INTO requests ({', '.join(COLUMNS)}) VALUES ({placeholders})"
         rows = []
-        for record in batch:
+        for n, record in enumerate(batch, 1):
             try:
                 rows.append(_row(record))
             except Exception as exc:  # one odd record must not cost the others
                 self._report(f"a request could not be saved in the history: {exc}")
+            if not n % 16:
+                time.sleep(0)  # let the proxy's thread have the GIL: no latency spikes
         try:
             with conn:
                 conn.executemany(sql, rows)

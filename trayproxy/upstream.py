@@ -108,8 +108,8 @@ def endpoint_url(base_url: str, endpoint: str) -> str:
     return f"{base_url}/{endpoint}"
 
 
-def encode_body(body: dict[str, Any], *, large: bool = False) -> bytes:
-    return jsonfast.dumps(body, large=large)
+def encode_body(body: dict[str, Any]) -> bytes:
+    return jsonfast.dumps(body)
 
 
 def provider_headers(provider: Provider) -> dict[str, str]:
@@ -131,7 +131,6 @@ def build(
     endpoint: str,
     client_headers: Iterable[tuple[str, str]],
     body: dict[str, Any],
-    size: int = 0,
 ) -> UpstreamRequest:
     """The request to send upstream. ``body`` is not modified."""
     provider = route.provider
@@ -151,7 +150,7 @@ def build(
     out["model"] = route.upstream_model
     return UpstreamRequest(
         url=endpoint_url(provider.base_url, endpoint),
-        body=encode_body(out, large=size >= jsonfast.LARGE),
+        body=encode_body(out),
         headers=headers,
         removed_headers=tuple(removed),
         added_headers=tuple(added),

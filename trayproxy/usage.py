@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
+from trayproxy.jsonfast import loads_answer
 from trayproxy.sse import MAX_EVENT_BYTES, data_of, event_bounds, find_all, last_boundary
 
 
@@ -47,7 +47,7 @@ def usage_from_body(body: bytes) -> Usage | None:
     if b'"usage"' not in body:
         return None
     try:
-        return usage_from_obj(json.loads(body))
+        return usage_from_obj(loads_answer(body))
     except (ValueError, UnicodeDecodeError):
         return None
 
@@ -90,7 +90,7 @@ class StreamWatcher:
             self.done = True
             return
         try:
-            obj = json.loads(data)
+            obj = loads_answer(data)
         except (ValueError, UnicodeDecodeError):
             return
         found = usage_from_obj(obj)
