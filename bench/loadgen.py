@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bench.mock_upstream import words
+
+REQUEST_TIMEOUT = 120.0  # a proxy that stops answering ends the run instead of hanging it
 
 
 class CheckFailed(AssertionError):
@@ -69,6 +72,13 @@ class Conn:
             self.writer.close()
 
     async def send(self, raw: bytes) -> Answer:
+        """One request and its whole answer, within REQUEST_TIMEOUT seconds."""
+        if sys.version_info >= (3, 11):  # no extra task per request
+            async with asyncio.timeout(REQUEST_TIMEOUT):
+                return await self._send(raw)
+        return await asyncio.wait_for(self._send(raw), REQUEST_TIMEOUT)
+
+    async def _send(self, raw: bytes) -> Answer:
         assert self.reader is not None and self.writer is not None
         start = time.perf_counter()
         self.writer.write(raw)

@@ -18,6 +18,7 @@ from trayproxy.logsink import (
     BatchedStreamHandler,
     CachedTimeFormatter,
     lighten_records,
+    route_request_lines,
 )
 from trayproxy.paths import app_paths, config_path
 from trayproxy.server import format_host
@@ -275,6 +276,7 @@ def setup_logging(verbose: bool = False, log_dir: Path | None = None) -> None:
             print(f"warning: cannot write logs to {log_dir}: {exc}", file=sys.stderr)
     root = logging.getLogger()
     root.handlers[:] = handlers
+    route_request_lines(handlers)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     logging.getLogger("aiohttp").setLevel(logging.WARNING)
     # pystray logs tracebacks for conditions trayproxy reports itself in plain words (such

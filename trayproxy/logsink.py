@@ -53,6 +53,10 @@ class _Pending:
         self._pending: list[str] = []
         self._pending_lock = threading.Lock()
 
+    def _append(self, text: str) -> None:
+        with self._pending_lock:
+            self._pending.append(text)
+
     def _queue(self, handler: logging.Handler, record: logging.LogRecord) -> None:
         try:
             text = handler.format(record) + "\n"
@@ -150,3 +154,56 @@ def lighten_records() -> None:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
+
+
+# ---------------------------------------------------------------- one line per request
+#
+# The relay writes a line for every request. Through `logging` that is a LogRecord, a lock and
+# a format per handler; here it is one format per handler, into the same batches, giving the
+# same lines in the same order. Used once setup_logging has installed the batched handlers.
+
+REQUESTS = "trayproxy.requests"
+_request_handlers: list[BatchedStreamHandler | BatchedFileHandler] = []
+
+
+class _Stamp:
+    __slots__ = ("created", "msecs")
+
+    def __init__(self) -> None:
+        self.created = 0.0
+        self.msecs = 0.0
+
+
+_stamp = _Stamp()
+
+
+def route_request_lines(handlers: list[logging.Handler]) -> None:
+    """Send request lines straight to these handlers (the ones setup_logging installed)."""
+    _request_handlers[:] = [
+        h
+        for h in handlers
+        if isinstance(h, (BatchedStreamHandler, BatchedFileHandler))
+        and isinstance(h.formatter, CachedTimeFormatter)
+    ]
+
+
+def request_line(text: str) -> bool:
+    """Write one request's line; False when the caller should use `logging` instead."""
+    if not _request_handlers or not logging.getLogger(REQUESTS).isEnabledFor(logging.INFO):
+        return False
+    now = time.time()
+    _stamp.created = now
+    _stamp.msecs = (now - int(now)) * 1000
+    for handler in _request_handlers:
+        if handler.level > logging.INFO:
+            continue
+        fmt = handler.formatter
+        assert isinstance(fmt, CachedTimeFormatter)
+        values = {
+            "asctime": fmt.formatTime(_stamp),  # type: ignore[arg-type]
+            "levelname": "INFO",
+            "name": REQUESTS,
+            "message": text,
+        }
+        handler._append(fmt._fmt % values + "\n")  # type: ignore[operator]
+    return True

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from trayproxy import forward, jsonfast, upstream
+from trayproxy import forward, jsonfast, logsink, upstream
 from trayproxy.config import Config
 from trayproxy.errors import error_response
 from trayproxy.logbook import RecordDraft
@@ -78,7 +78,9 @@ async def relay(request: web.Request, endpoint: str) -> web.StreamResponse:
         if not state.active:
             state.idle.set()
         record = state.logbook.add(draft)
-        log.info("%s", record.log_line())
+        line = record.log_line()
+        if not logsink.request_line(line):
+            log.info("%s", line)
 
 
 def _fail(
