@@ -19,7 +19,8 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
-from trayproxy.jsonfast import dumps, loads_answer
+from trayproxy.jsonfast import dumps
+from trayproxy.jsonfast import loads as jsonfast_loads  # exact integers: events are re-sent
 from trayproxy.profiles import RESTORE_OFF
 from trayproxy.routing import Route
 from trayproxy.sse import data_of, event_bounds, find_all, last_boundary
@@ -131,7 +132,7 @@ class Exchange:
         ):
             return data
         try:
-            obj = loads_answer(data)
+            obj = jsonfast_loads(data)
         except (ValueError, UnicodeDecodeError):
             return data
         changed = False
@@ -228,7 +229,7 @@ class StreamRewriter:
         if other_fields or not payload or payload == b"[DONE]":
             return raw  # "event:" or "id:" fields: not an OpenAI chunk, leave it
         try:
-            obj = loads_answer(payload)
+            obj = jsonfast_loads(payload)
         except (ValueError, UnicodeDecodeError):
             return raw
         if not isinstance(obj, dict):

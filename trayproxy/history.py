@@ -73,6 +73,7 @@ CREATE INDEX IF NOT EXISTS requests_time ON requests (time);
 CREATE INDEX IF NOT EXISTS requests_model ON requests (client_model, time);
 """
 BATCH = 500
+IDLE_SECONDS = 600.0  # an idle writer still wakes now and then (hourly pruning)
 GATHER_SECONDS = 0.25  # records arriving within this of the first share one transaction
 MAX_PENDING = 100_000
 
@@ -277,7 +278,10 @@ class History:
             if not self._items and not self._stopping:
                 self._idle = True
                 if not self._items:  # checked again: an adder may have missed _idle
-                    self._wake.wait(self._interval)
+                    # idle: sleep until a record comes (a tray must not wake for nothing),
+                    # or retry soon while the database is away and records wait for it
+                    waiting = self._backlog or conn is None
+                    self._wake.wait(self._interval if waiting else IDLE_SECONDS)
                 self._idle = False
                 self._wake.clear()
             if self._items and not self._stopping and len(self._items) < BATCH:

@@ -26,9 +26,14 @@ _started = threading.Lock()
 _thread: threading.Thread | None = None
 
 
+_queued = threading.Event()  # set when a line waits: an idle app's flusher sleeps
+
+
 def _flusher() -> None:
     while True:
+        _queued.wait()
         time.sleep(FLUSH_SECONDS)
+        _queued.clear()
         flush_all()
 
 
@@ -56,6 +61,8 @@ class _Pending:
     def _append(self, text: str) -> None:
         with self._pending_lock:
             self._pending.append(text)
+        if not _queued.is_set():
+            _queued.set()
 
     def _queue(self, handler: logging.Handler, record: logging.LogRecord) -> None:
         try:
@@ -63,8 +70,7 @@ class _Pending:
         except Exception:
             handler.handleError(record)
             return
-        with self._pending_lock:
-            self._pending.append(text)
+        self._append(text)
         if record.levelno >= logging.WARNING:
             handler.flush()
 
