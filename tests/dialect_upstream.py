@@ -21,14 +21,14 @@ always, in its last chunk). ``GET /v1/models`` lists ``MODELS`` for the key ``GO
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.serving import ServerThread
 
 GOOD_KEY = "sk-dialect-good-key-0123456789"
 MODELS = ["kimi-k2-thinking", "deepseek-reasoner", "groq-gpt-oss", "mistral-large", "ollama-qwen3"]
@@ -88,43 +88,22 @@ class DialectUpstream:
     url: str = ""
 
     def __post_init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
+        self._server = ServerThread(self._app, "dialect-upstream")
+
+    # ---------------------------------------------------------------- lifecycle
 
     def start(self) -> DialectUpstream:
-        ready = threading.Event()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            loop.run_until_complete(self._start())
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(self._runner.cleanup())  # type: ignore[union-attr]
-            loop.close()
-
-        self._thread = threading.Thread(target=run, daemon=True, name="dialect-upstream")
-        self._thread.start()
-        assert ready.wait(10), "dialect upstream did not start"
+        self.url = self._server.start()
         return self
 
-    async def _start(self) -> None:
+    def _app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/v1/models", self.models)
         app.router.add_post("/v1/chat/completions", self.chat)
-        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        return app
 
     def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
+        self._server.stop()
 
     # ---------------------------------------------------------------- handlers
 

@@ -35,6 +35,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.serving import ServerThread
+
 WORDS = ["Hello", " from", " the", " fake", " upstream", "."]
 FIREHOSE_BYTES = 32 * 1024 * 1024
 
@@ -59,46 +61,23 @@ class FakeUpstream:
     firehose_sent: int = 0
 
     def __post_init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
+        self._server = ServerThread(self._app, "fake-upstream")
 
     # ---------------------------------------------------------------- lifecycle
 
     def start(self) -> FakeUpstream:
-        ready = threading.Event()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            loop.run_until_complete(self._start())
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(self._runner.cleanup())  # type: ignore[union-attr]
-            loop.close()
-
-        self._thread = threading.Thread(target=run, daemon=True, name="fake-upstream")
-        self._thread.start()
-        assert ready.wait(10), "fake upstream did not start"
+        self.url = self._server.start()
         return self
 
-    async def _start(self) -> None:
+    def _app(self) -> web.Application:
         app = web.Application(client_max_size=256 * 1024 * 1024)
         app.router.add_get("/v1/models", self.models)
         app.router.add_post("/v1/{endpoint:.+}", self.endpoint)
-        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        return app
 
     def stop(self) -> None:
         self.gate.set()
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
+        self._server.stop()
 
     @property
     def last(self) -> Seen:

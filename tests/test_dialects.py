@@ -284,7 +284,7 @@ def test_usage_is_counted_but_its_chunk_only_sent_when_asked(setup: Setup) -> No
         )
     )
     assert asked[-1].choices == [] and asked[-1].usage.completion_tokens == 9
-    assert "usage chunk removed" not in notes(setup.records(1)[0])
+    assert "usage chunk removed" not in notes(setup.records(2)[0])  # the second one
 
 
 def test_reasoning_and_content_in_one_delta_are_split(setup: Setup) -> None:

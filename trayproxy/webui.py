@@ -66,14 +66,24 @@ def _same_origin(request: web.Request) -> bool:
     return origin is None or origin_allowed(origin, local_port(request), LOOPBACK_NAMES, ())
 
 
-async def action(request: web.Request) -> web.Response:
-    """POST /_trayproxy/api/actions/{name}: run a desktop action for the page."""
+def _page_post_refused(request: web.Request, what: str) -> web.Response | None:
+    """The page's own POSTs only: same origin, JSON (so a form on another site cannot)."""
     if not _same_origin(request):
-        return error_response(403, "Cross-origin requests may not run actions.", code="forbidden")
+        return error_response(403, f"Cross-origin requests may not run {what}.", code="forbidden")
     if request.content_type != "application/json":
         return error_response(
-            415, "Actions need Content-Type: application/json.", code="unsupported_media_type"
+            415,
+            f"{what.capitalize()} need Content-Type: application/json.",
+            code="unsupported_media_type",
         )
+    return None
+
+
+async def action(request: web.Request) -> web.Response:
+    """POST /_trayproxy/api/actions/{name}: run a desktop action for the page."""
+    refused = _page_post_refused(request, "actions")
+    if refused is not None:
+        return refused
     state = request.app[STATE]
     name = request.match_info["name"]
     fn = state.actions.get(name)
@@ -86,12 +96,9 @@ async def action(request: web.Request) -> web.Response:
 
 async def health(request: web.Request) -> web.Response:
     """POST /_trayproxy/api/doctor: check every mapping against its provider's model list."""
-    if not _same_origin(request):
-        return error_response(403, "Cross-origin requests may not run checks.", code="forbidden")
-    if request.content_type != "application/json":
-        return error_response(
-            415, "Checks need Content-Type: application/json.", code="unsupported_media_type"
-        )
+    refused = _page_post_refused(request, "checks")
+    if refused is not None:
+        return refused
     state = request.app[STATE]
     assert state.session is not None
     report = await doctor.check(
