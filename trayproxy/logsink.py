@@ -183,8 +183,12 @@ class _Stamp:
 _stamp = _Stamp()
 
 
+_installed: list[logging.Handler] = []
+
+
 def route_request_lines(handlers: list[logging.Handler]) -> None:
     """Send request lines straight to these handlers (the ones setup_logging installed)."""
+    _installed[:] = handlers
     _request_handlers[:] = [
         h
         for h in handlers
@@ -193,9 +197,23 @@ def route_request_lines(handlers: list[logging.Handler]) -> None:
     ]
 
 
+def _plain_route(logger: logging.Logger) -> bool:
+    """The line would reach exactly the installed handlers: no handler or filter was added
+    anywhere on its way (a test's caplog, say), so the short way gives the same result."""
+    if logging.root.handlers != _installed:
+        return False
+    node: logging.Logger | None = logger
+    while node is not None and node is not logging.root:
+        if node.handlers or node.filters or not node.propagate:
+            return False
+        node = node.parent  # type: ignore[assignment]
+    return True
+
+
 def request_line(text: str) -> bool:
     """Write one request's line; False when the caller should use `logging` instead."""
-    if not _request_handlers or not logging.getLogger(REQUESTS).isEnabledFor(logging.INFO):
+    logger = logging.getLogger(REQUESTS)
+    if not _request_handlers or not logger.isEnabledFor(logging.INFO) or not _plain_route(logger):
         return False
     now = time.time()
     _stamp.created = now
