@@ -135,7 +135,12 @@ def test_xorg_tray_without_menu_opens_the_page_on_click(desktop, tmp_path: Path,
             desktop.click(where[0] + where[2] // 2, where[1] + where[3] // 2, 1)
             return bool(wait_for(lambda: os.path.exists(opened), 2))
 
-        assert wait_for(click_opens_page, 30, interval=0)
+        if not wait_for(click_opens_page, 30, interval=0):
+            windows = desktop.windows("--class", "^trayproxy$")
+            pytest.fail(
+                f"30 s of clicks on the xorg icon at {icon} opened no page; trayproxy windows "
+                f"now: {windows}; the app said:\n{stop(proc)}"
+            )
         assert Path(opened).read_text().strip() == f"http://127.0.0.1:{port}/_trayproxy/"
         # the page offers the menu's actions
         page = http("GET", f"http://127.0.0.1:{port}/_trayproxy/")[2].decode()
