@@ -183,3 +183,43 @@ def test_null_reasoning_fields_are_left_as_they_came() -> None:
     data = event(chunk({"content": "a", "reasoning": None}))
     out, ex = rewrite(data, [data], strip_usage=False)
     assert out == data and ex.renamed == 0
+
+
+def test_repeated_tool_call_ids_get_their_own_reasoning_back() -> None:
+    """Kimi numbers tool calls per turn: the id alone does not tell two turns apart."""
+    memory = dialect.ReasoningMemory()
+    route = route_for("nvidia")
+
+    def answer(thinking: str, path: str) -> dict:
+        _, ex = dialect.prepare(route, "chat/completions", {"messages": []}, memory)
+        rw = ex.stream_rewriter()
+        assert rw is not None
+        call = {"index": 0, "id": "functions.read_file:0", "type": "function"}
+        stream = (
+            event(chunk({"reasoning_content": thinking}))
+            + event(chunk({"tool_calls": [{**call, "function": {"name": "read_file"}}]}))
+            + event(chunk({"tool_calls": [{"index": 0, "function": {"arguments": path}}]}))
+            + b"data: [DONE]\n\n"
+        )
+        rw.feed(stream)
+        rw.finish()
+        assert ex.remembered == 1
+        return {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {
+                    "id": "functions.read_file:0",
+                    "type": "function",
+                    "function": {"name": "read_file", "arguments": path},
+                }
+            ],
+        }
+
+    first = answer("about a", '{"path":"a"}')
+    second = answer("about b", '{"path":"b"}')
+    history = [first, {"role": "tool", "tool_call_id": "functions.read_file:0", "content": "A"}]
+    history += [second, {"role": "tool", "tool_call_id": "functions.read_file:0", "content": "B"}]
+    sent, ex = dialect.prepare(route, "chat/completions", {"messages": history}, memory)
+    assert [m.get("reasoning_content") for m in sent["messages"][::2]] == ["about a", "about b"]
+    assert "reasoning_content restored for 2 turns" in ex.notes

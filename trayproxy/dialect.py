@@ -45,8 +45,24 @@ def short_id(value: str) -> str:
     return "".join(out)
 
 
+def call_key(call: Any) -> str | None:
+    """What identifies a tool call in the memory: its id, function name and arguments.
+
+    Ids alone repeat: Kimi numbers them per turn (``functions.read_file:0`` in every
+    conversation), so the id finds the turn only together with what was called."""
+    if not isinstance(call, dict) or not isinstance(call.get("id"), str):
+        return None
+    function = call.get("function")
+    name = arguments = ""
+    if isinstance(function, dict):
+        name = function.get("name") if isinstance(function.get("name"), str) else ""
+        arguments = function.get("arguments") if isinstance(function.get("arguments"), str) else ""
+    text = "\x00".join((call["id"], name, arguments))
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 class ReasoningMemory:
-    """The reasoning of recent assistant tool-call turns, keyed by tool-call id.
+    """The reasoning of recent assistant tool-call turns, keyed by :func:`call_key`.
 
     Bounded by entries and characters; the oldest go first. Lives in memory only.
     """
@@ -142,11 +158,13 @@ class Exchange:
                 continue
             changed |= self._rename_reasoning(message)
             mapped = self.ids_mapped
-            ids = self._map_ids_back(message)
+            self._map_ids_back(message)
             changed |= self.ids_mapped != mapped
             text = message.get("reasoning_content")
-            if self.memory is not None and ids and isinstance(text, str) and text:
-                self.remembered += self.memory.put(ids, text)
+            calls = message.get("tool_calls")
+            keys = [k for k in map(call_key, calls) if k] if isinstance(calls, list) else []
+            if self.memory is not None and keys and isinstance(text, str) and text:
+                self.remembered += self.memory.put(keys, text)
         return _dumps(obj) if changed else data
 
     def _rename_reasoning(self, part: dict[str, Any]) -> bool:
@@ -187,7 +205,8 @@ class StreamRewriter:
             triggers.append(b'"tool_calls"')
         self._triggers = tuple(triggers)
         self._reasoning: dict[int, list[str]] = {}
-        self._ids: dict[int, list[str]] = {}
+        # (choice index, tool-call index) -> the call as the client assembles it
+        self._calls: dict[tuple[int, int], dict[str, Any]] = {}
 
     def _wanted(self, data: bytes) -> bool:
         return any(t in data for t in self._triggers)
@@ -218,10 +237,15 @@ class StreamRewriter:
         tail, self._tail = self._tail, b""
         memory = self.ex.memory
         if memory is not None:
-            for index, ids in self._ids.items():
+            keys: dict[int, list[str]] = {}
+            for (index, _), call in sorted(self._calls.items()):
+                key = call_key(call)
+                if key:
+                    keys.setdefault(index, []).append(key)
+            for index, found in keys.items():
                 text = "".join(self._reasoning.get(index, ()))
-                if ids and text:
-                    self.ex.remembered += memory.put(ids, text)
+                if text:
+                    self.ex.remembered += memory.put(found, text)
         return tail
 
     def _event(self, raw: bytes) -> bytes:
@@ -238,6 +262,26 @@ class StreamRewriter:
         if rewritten is None:
             return raw
         return b"".join(b"data: " + _dumps(o) + b"\n\n" for o in rewritten)
+
+    def _assemble(self, index: int, fragments: Any) -> None:
+        """Tool-call fragments joined the way clients join them: id, name, arguments."""
+        if not isinstance(fragments, list):
+            return
+        for position, fragment in enumerate(fragments):
+            if not isinstance(fragment, dict):
+                continue
+            slot = fragment.get("index", position)
+            call = self._calls.setdefault(
+                (index, slot if isinstance(slot, int) else position),
+                {"id": None, "function": {"name": "", "arguments": ""}},
+            )
+            if isinstance(fragment.get("id"), str):
+                call["id"] = fragment["id"]
+            function = fragment.get("function")
+            if isinstance(function, dict):
+                for part in ("name", "arguments"):
+                    if isinstance(function.get(part), str):
+                        call["function"][part] += function[part]
 
     def _chunk(self, obj: dict[str, Any]) -> list[dict[str, Any]] | None:
         """The chunks to send instead of ``obj``, or None to send it unchanged."""
@@ -257,14 +301,13 @@ class StreamRewriter:
             index = choice.get("index", position)
             index = index if isinstance(index, int) else position
             mapped = ex.ids_mapped
-            ids = ex._map_ids_back(delta)
+            ex._map_ids_back(delta)
             changed |= ex.ids_mapped != mapped
             text = delta.get("reasoning_content")
             if ex.memory is not None:
                 if isinstance(text, str) and text:
                     self._reasoning.setdefault(index, []).append(text)
-                if ids:
-                    self._ids.setdefault(index, []).extend(ids)
+                self._assemble(index, delta.get("tool_calls"))
             if text and delta.get("content") == "":
                 del delta["content"]  # an empty content would hide the reasoning
                 changed = True
@@ -416,8 +459,9 @@ def _remembered(memory: ReasoningMemory | None, calls: list[Any]) -> str | None:
     if memory is None:
         return None
     for call in calls:
-        if isinstance(call, dict) and isinstance(call.get("id"), str):
-            text = memory.get(call["id"])
+        key = call_key(call)
+        if key is not None:
+            text = memory.get(key)
             if text is not None:
                 return text
     return None
