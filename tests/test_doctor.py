@@ -129,3 +129,36 @@ def test_page_check_runs_the_same_report(fake: DialectUpstream) -> None:
         assert status == 403
     finally:
         server.stop(grace=1.0)
+
+
+def test_a_long_model_list_is_read_whole(tmp_path: Path) -> None:
+    """OpenRouter-sized lists (hundreds of KB) arrive in many reads."""
+    from aiohttp import web
+
+    from tests.serving import ServerThread
+
+    names = [f"vendor/model-{i:05d}-" + "x" * 40 for i in range(6000)]
+
+    def app() -> web.Application:
+        async def models(request: web.Request) -> web.Response:
+            return web.json_response({"data": [{"id": n, "object": "model"} for n in names]})
+
+        a = web.Application()
+        a.router.add_get("/v1/models", models)
+        return a
+
+    server = ServerThread(app, "long-list")
+    url = server.start()
+    try:
+        path = tmp_path / "config.toml"
+        path.write_text(
+            f'[providers.big]\nbase_url = "{url}/v1"\n'
+            f'[models."big/last"]\nprovider = "big"\nmodel = "{names[-1]}"\n'
+        )
+        out = run("doctor", "--config", str(path), "--json")
+        assert out.returncode == 0, out.stdout + out.stderr
+        report = json.loads(out.stdout)
+        assert report["providers"][0]["listed"] == 6000
+        assert by_id(report) == {"big/last": "ok"}
+    finally:
+        server.stop()

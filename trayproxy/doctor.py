@@ -95,7 +95,13 @@ async def _list_models(
         async with session.get(
             url, headers=headers, allow_redirects=False, proxy=proxy_for(url)
         ) as resp:
-            return resp.status, await resp.content.read(_MAX_LIST_BYTES)
+            parts, size = [], 0
+            async for piece in resp.content.iter_any():  # a long list arrives in many reads
+                parts.append(piece)
+                size += len(piece)
+                if size > _MAX_LIST_BYTES:
+                    break
+            return resp.status, b"".join(parts)
 
     try:
         status, data = await asyncio.wait_for(fetch(), timeout)
