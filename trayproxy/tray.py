@@ -226,9 +226,14 @@ class Tray:
             icon.visible = True
             if self.backend in ("gtk", "appindicator"):
                 self._install_glib_signal_handlers()
-            self.refresh()
             if self.backend == "xorg":
                 log.info("tray backend xorg: no menu; a click opens the page. %s", FULL_MENU_HINT)
+                # The icon was made with the current image, and xorg shows no title or menu.
+                # Each update from this thread is a round trip into pystray's X thread, which
+                # can lose python-xlib's wake-up and leave clicks unanswered: skip the needless.
+                if icon.icon is self._image():
+                    return
+            self.refresh()
 
         if self.backend not in ("xorg", "dummy"):
             self.icon.run(setup)
