@@ -70,10 +70,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def tree_cpu(pid: int) -> float:
-    """CPU seconds used by ``pid`` and every process below it."""
+def _tree(pid: int) -> list[int]:
+    """``pid`` and every process below it, from /proc."""
     children: dict[int, list[int]] = {}
-    times: dict[int, float] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -81,38 +80,40 @@ def tree_cpu(pid: int) -> float:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        child = int(entry.name)
-        children.setdefault(int(fields[1]), []).append(child)
-        times[child] = (int(fields[11]) + int(fields[12])) / TICK
-    total, todo = 0.0, [pid]
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
     while todo:
         p = todo.pop()
-        total += times.get(p, 0.0)
+        found.append(p)
         todo += children.get(p, [])
+    return found
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:  # the process ended meanwhile
+        return ""
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds used by ``pid`` and every process below it."""
+    total = 0.0
+    for p in _tree(pid):
+        stat = _read(f"/proc/{p}/stat")
+        if stat:
+            fields = stat[stat.rindex(")") + 2 :].split()
+            total += (int(fields[11]) + int(fields[12])) / TICK
     return total
 
 
 def tree_rss_mib(pid: int) -> float:
-    total, todo = 0.0, [pid]
-    kids = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-            kids.setdefault(ppid, []).append(int(entry.name))
-    while todo:
-        p = todo.pop()
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) / 1024
-        except OSError:
-            pass
-        todo += kids.get(p, [])
+    total = 0.0
+    for p in _tree(pid):
+        for line in _read(f"/proc/{p}/status").splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) / 1024
     return total
 
 

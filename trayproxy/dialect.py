@@ -165,7 +165,7 @@ class Exchange:
             keys = [k for k in map(call_key, calls) if k] if isinstance(calls, list) else []
             if self.memory is not None and keys and isinstance(text, str) and text:
                 self.remembered += self.memory.put(keys, text)
-        return _dumps(obj) if changed else data
+        return dumps(obj) if changed else data
 
     def _rename_reasoning(self, part: dict[str, Any]) -> bool:
         value = part.get("reasoning")
@@ -261,7 +261,7 @@ class StreamRewriter:
         rewritten = self._chunk(obj)
         if rewritten is None:
             return raw
-        return b"".join(b"data: " + _dumps(o) + b"\n\n" for o in rewritten)
+        return b"".join(b"data: " + dumps(o) + b"\n\n" for o in rewritten)
 
     def _assemble(self, index: int, fragments: Any) -> None:
         """Tool-call fragments joined the way clients join them: id, name, arguments."""
@@ -342,9 +342,6 @@ def _choices(obj: Any) -> list[dict[str, Any]]:
     if not isinstance(choices, list):
         return []
     return [c for c in choices if isinstance(c, dict)]
-
-
-_dumps = dumps
 
 
 # ---------------------------------------------------------------- the request

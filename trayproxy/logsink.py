@@ -64,15 +64,15 @@ class _Pending:
         if not _queued.is_set():
             _queued.set()
 
-    def _queue(self, handler: logging.Handler, record: logging.LogRecord) -> None:
+    def emit(self, record: logging.LogRecord) -> None:
         try:
-            text = handler.format(record) + "\n"
+            text = self.format(record) + "\n"  # type: ignore[attr-defined]
         except Exception:
-            handler.handleError(record)
+            self.handleError(record)  # type: ignore[attr-defined]
             return
         self._append(text)
         if record.levelno >= logging.WARNING:
-            handler.flush()
+            self.flush()  # type: ignore[attr-defined]
 
     def _take(self) -> str:
         with self._pending_lock:
@@ -88,9 +88,6 @@ class BatchedStreamHandler(_Pending, logging.StreamHandler):  # type: ignore[typ
         logging.StreamHandler.__init__(self, stream)
         self._init_pending()
         _register(self)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self._queue(self, record)
 
     def flush(self) -> None:
         text = self._take()
@@ -113,9 +110,6 @@ class BatchedFileHandler(_Pending, logging.handlers.RotatingFileHandler):
         except OSError:
             self._size = 0
         _register(self)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self._queue(self, record)
 
     def flush(self) -> None:
         text = self._take()
@@ -169,6 +163,7 @@ def lighten_records() -> None:
 # same lines in the same order. Used once setup_logging has installed the batched handlers.
 
 REQUESTS = "trayproxy.requests"
+_requests_logger = logging.getLogger(REQUESTS)  # looked up once: getLogger takes a lock
 _request_handlers: list[BatchedStreamHandler | BatchedFileHandler] = []
 
 
