@@ -16,10 +16,9 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import aiohttp
 from aiohttp import web
 
-from trayproxy import dialect, upstream
+from trayproxy import dialect, upstream, wire
 from trayproxy.errors import error_message_from_body, error_response, sse_error_event
 from trayproxy.logbook import RecordDraft
 from trayproxy.routing import Route
@@ -159,18 +158,16 @@ async def _attempt(
     for note in (*up.rewrites, *exchange.notes):
         if note not in draft.rewrites:
             draft.rewrites.append(note)
-    session = state.session
-    assert session is not None, "the app's client session is created at startup"
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=provider.connect_timeout)
+    client = state.wire
+    assert client is not None, "the app's upstream client is created at startup"
     try:
         resp = await _within(
-            session.post(
+            client.post(
                 up.url,
-                data=up.body,
-                headers=up.headers,
-                allow_redirects=False,
-                timeout=timeout,
+                up.body,
+                up.headers,
                 proxy=state.proxy_for(up.url),
+                connect_timeout=provider.connect_timeout,
             ),
             provider.first_byte_timeout,
         )
@@ -181,16 +178,14 @@ async def _attempt(
             f"{provider.first_byte_timeout:g} s (first_byte_timeout).",
             "upstream_timeout",
         )
-    except aiohttp.ClientConnectorError as exc:
+    except wire.ConnectError as exc:
         return Failure(
             502,
-            f"Cannot reach provider '{name}' at {_origin(up.url)}: {exc.os_error}",
+            f"Cannot reach provider '{name}' at {_origin(up.url)}: {exc}",
             "upstream_unreachable",
         )
-    except aiohttp.ClientError as exc:
-        return Failure(
-            502, f"Provider '{name}' failed: {type(exc).__name__}: {exc}", "upstream_error"
-        )
+    except wire.WireError as exc:
+        return Failure(502, f"Provider '{name}' failed: {exc}", "upstream_error")
     try:
         return await _answer(request, state, resp, provider, draft, exchange, retried=retried)
     finally:
@@ -201,7 +196,7 @@ async def _attempt(
 async def _answer(
     request: web.Request,
     state: ProxyState,
-    resp: aiohttp.ClientResponse,
+    resp: wire.Response,
     provider: Any,
     draft: RecordDraft,
     exchange: dialect.Exchange,
@@ -230,7 +225,7 @@ async def _answer(
         data = await _within(resp.read(), provider.idle_timeout)
     except asyncio.TimeoutError:
         return Failure(504, f"Provider '{name}' stopped sending its answer.", "upstream_timeout")
-    except aiohttp.ClientError as exc:
+    except wire.WireError as exc:
         return Failure(502, f"Provider '{name}' broke off its answer: {exc}", "upstream_error")
     if status == 429 or status >= 500:
         wait = _retry_after(resp.headers)
@@ -287,7 +282,7 @@ def _origin(url: str) -> str:
 
 
 def _copy_headers(
-    resp: aiohttp.ClientResponse, out: web.StreamResponse, provider: str, retried: bool
+    resp: wire.Response, out: web.StreamResponse, provider: str, retried: bool
 ) -> None:
     for key, value in upstream.response_headers(resp.headers.items()):
         out.headers.add(key, value)
@@ -355,7 +350,7 @@ else:  # pragma: no cover - Python 3.10
 async def _stream_back(
     request: web.Request,
     state: ProxyState,
-    resp: aiohttp.ClientResponse,
+    resp: wire.Response,
     draft: RecordDraft,
     provider: Any,
     rewriter: dialect.StreamRewriter | None,
@@ -378,7 +373,7 @@ async def _stream_back(
 
 async def _pump(
     request: web.Request,
-    resp: aiohttp.ClientResponse,
+    resp: wire.Response,
     out: web.StreamResponse,
     draft: RecordDraft,
     provider: Any,
@@ -388,7 +383,7 @@ async def _pump(
     idle = provider.idle_timeout
     watcher = StreamWatcher()
     watchdog = _IdleWatchdog(idle)
-    read = resp.content.readany
+    read = resp.readany
     events = 0
     first_chunk: float | None = None
     failure: tuple[int, str, str] | None = None
@@ -423,20 +418,18 @@ async def _pump(
             f"Provider '{name}' sent no new event for {idle:g} s (idle_timeout).",
             "upstream_timeout",
         )
-    except aiohttp.ClientPayloadError as exc:
+    except wire.WireError as exc:
         failure = (502, f"Provider '{name}' broke off the stream: {exc}", "upstream_error")
-    except aiohttp.ClientConnectionError as exc:
-        if request.transport is None or request.transport.is_closing():
-            draft.status = 499
-            draft.error = "client disconnected"
-            return out
-        failure = (502, f"Provider '{name}' broke off the stream: {exc}", "upstream_error")
+    except ConnectionError:  # writing to the client: it went away
+        draft.status = 499
+        draft.error = "client disconnected"
+        return out
     finally:
         watchdog.close()
     if rewriter is not None and failure is None:
         held = rewriter.finish()
         if held:
-            with contextlib.suppress(ConnectionError, aiohttp.ClientConnectionError):
+            with contextlib.suppress(ConnectionError):
                 await out.write(held)
     if draft.ttfb_ms is None and first_chunk is not None:  # bytes, but no SSE events
         draft.ttfb_ms = (first_chunk - draft.started) * 1000
@@ -450,8 +443,8 @@ async def _pump(
         draft.error = message
         try:
             await out.write(sse_error_event(message, status=status, code=code))
-        except (ConnectionError, aiohttp.ClientConnectionError):
+        except ConnectionError:
             return out
-    with contextlib.suppress(ConnectionError, aiohttp.ClientConnectionError):
+    with contextlib.suppress(ConnectionError):
         await out.write_eof()
     return out

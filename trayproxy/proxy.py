@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from trayproxy import __version__, logapi, webui
+from trayproxy import __version__, logapi, webui, wire
 from trayproxy.config import Config
 from trayproxy.errors import error_response
 from trayproxy.guard import guard
@@ -133,6 +133,7 @@ def _autostart_on() -> bool:
 
 async def _client_session(app: web.Application) -> AsyncIterator[None]:
     state = app[STATE]
+    state.wire = wire.Client()
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300)
     state.session = aiohttp.ClientSession(
         connector=connector,
@@ -144,7 +145,9 @@ async def _client_session(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await state.wire.close()
         await state.session.close()
+        state.wire = None
         state.session = None
 
 

@@ -16,6 +16,7 @@ from trayproxy.dialect import ReasoningMemory
 from trayproxy.history import History
 from trayproxy.logbook import Logbook, RecordDraft
 from trayproxy.upstream import system_proxy
+from trayproxy.wire import Client
 
 # A desktop action the page may trigger ("reload", "open_config"...). It runs in a worker
 # thread and returns (ok, message) for the user.
@@ -28,7 +29,8 @@ class ProxyState:
 
     config: Config
     logbook: Logbook
-    session: aiohttp.ClientSession | None = None
+    wire: Client | None = None  # carries relayed requests to providers
+    session: aiohttp.ClientSession | None = None  # for the page's mapping check (doctor)
     started: float = field(default_factory=time.time)
     base_url: str = ""
     history: History | None = None
