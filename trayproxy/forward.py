@@ -57,9 +57,7 @@ async def run(
     endpoint: str,
     body: dict[str, Any],
     draft: RecordDraft,
-    raw: bytes = b"",
 ) -> web.StreamResponse:
-    """Try ``routes`` in turn. ``raw`` is the client's body as received (``body`` parsed)."""
     failure: Failure | None = None
     tried = 0
     for index, route in enumerate(routes):
@@ -79,9 +77,7 @@ async def run(
             continue
         _describe(draft, route, first=index == 0)
         started = time.perf_counter()
-        outcome = await _attempt(
-            request, state, route, endpoint, body, raw, draft, retried=tried > 0
-        )
+        outcome = await _attempt(request, state, route, endpoint, body, draft, retried=tried > 0)
         tried += 1
         ms = round((time.perf_counter() - started) * 1000, 1)
         if isinstance(outcome, Failure):
@@ -147,7 +143,6 @@ async def _attempt(
     route: Route,
     endpoint: str,
     body: dict[str, Any],
-    raw: bytes,
     draft: RecordDraft,
     *,
     retried: bool,
@@ -156,8 +151,7 @@ async def _attempt(
     name = provider.name
     sent, exchange = dialect.prepare(route, endpoint, body, state.reasoning)
     try:
-        unchanged = raw if len(raw) >= upstream.SPLICE_MIN and sent == body else None
-        up = upstream.build(route, endpoint, request.headers.items(), sent, unchanged)
+        up = upstream.build(route, endpoint, request.headers.items(), sent)
     except upstream.MissingKeyError as exc:
         return Failure(502, str(exc), "provider_key_missing")
     draft.upstream_url = up.url
