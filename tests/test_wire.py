@@ -512,3 +512,13 @@ def test_trayproxy_sends_through_the_proxy_the_environment_names(
     assert status == 200, body
     assert proxy.seen[0][0] == f"POST {upstream.url}/v1/chat/completions HTTP/1.1"
     assert upstream.requests[-1].body["model"] == "upstream-b"
+
+
+def test_a_socks_proxy_is_refused_with_a_reason() -> None:
+    async def main() -> None:
+        client = wire.Client()
+        with pytest.raises(wire.ConnectError, match=r"proxy socks5:// is not supported"):
+            await post(client, "https://localhost:1/v1/x", proxy="socks5://127.0.0.1:1080")
+        await client.close()
+
+    run(main())

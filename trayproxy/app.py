@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trayproxy import autostart, continue_config, desktop, menu
+from trayproxy import menu
 from trayproxy.config import (
     Config,
     ConfigError,
@@ -60,8 +60,10 @@ class App:
     paths: Paths
     overrides: Overrides = field(default_factory=Overrides)
     lock: InstanceLock | None = None
-    desktop: Any = desktop  # the module; tests swap in a recorder
-    autostart: Any = autostart
+    # the desktop and autostart modules, imported when first used (``serve`` never needs
+    # them: 1 MiB and 30 ms of start-up); tests swap in recorders
+    desktop: Any = None
+    autostart: Any = None
 
     def __post_init__(self) -> None:
         self.server: ProxyServer | None = None
@@ -78,6 +80,20 @@ class App:
         self.quit_requested = threading.Event()
         self._wake = threading.Event()
         self._reload_requested = threading.Event()
+
+    def _desktop(self) -> Any:
+        if self.desktop is None:
+            from trayproxy import desktop
+
+            self.desktop = desktop
+        return self.desktop
+
+    def _autostart(self) -> Any:
+        if self.autostart is None:
+            from trayproxy import autostart
+
+            self.autostart = autostart
+        return self.autostart
 
     # ------------------------------------------------------------ wiring
 
@@ -155,7 +171,7 @@ class App:
 
     def autostart_on(self) -> bool:
         try:
-            return bool(self.autostart.enabled())
+            return bool(self._autostart().enabled())
         except OSError:
             return False
 
@@ -301,7 +317,7 @@ class App:
                 ok=False,
             )
         url = self.base_url
-        ok, why = self.desktop.copy_text(url)
+        ok, why = self._desktop().copy_text(url)
         if ok:
             return Notice("Copied", f"{url} is on the clipboard")
         return Notice("Could not copy the base URL", f"{why}. The URL is {url}", ok=False)
@@ -311,9 +327,11 @@ class App:
         if not self.serving:
             return Notice("Not serving", self.error or "trayproxy is not serving", ok=False)
         assert self.server is not None
+        from trayproxy import continue_config
+
         text = continue_config.render(self.server.config, self.server.base_url)
         n = len(self.server.config.models)
-        ok, why = self.desktop.copy_text(text)
+        ok, why = self._desktop().copy_text(text)
         if ok:
             return Notice(
                 "Copied",
@@ -369,7 +387,7 @@ class App:
     def open_routing_log(self) -> Notice | None:
         if self.server is None:
             return Notice("Not serving", self.error or "trayproxy is not serving", ok=False)
-        ok, why = self.desktop.open_url(self.page_url())
+        ok, why = self._desktop().open_url(self.page_url())
         return None if ok else Notice("Could not open the routing log", why, ok=False)
 
     def page_url(self) -> str:
@@ -385,7 +403,7 @@ class App:
             ensure_config_file(self.config_path)
         except OSError as exc:
             return Notice("Could not create the config", str(exc), ok=False)
-        ok, why = self.desktop.open_path(self.config_path, edit=True)
+        ok, why = self._desktop().open_path(self.config_path, edit=True)
         return None if ok else Notice("Could not open the config file", why, ok=False)
 
     def open_log_folder(self) -> Notice | None:
@@ -394,16 +412,16 @@ class App:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             return Notice("Could not create the log folder", str(exc), ok=False)
-        ok, why = self.desktop.open_path(folder)
+        ok, why = self._desktop().open_path(folder)
         return None if ok else Notice("Could not open the log folder", why, ok=False)
 
     def toggle_autostart(self) -> Notice:
         try:
-            if self.autostart.enabled():
-                where = self.autostart.disable()
+            if self._autostart().enabled():
+                where = self._autostart().disable()
                 notice = Notice("Start at login", f"trayproxy will not start at login ({where}).")
             else:
-                where = self.autostart.enable()
+                where = self._autostart().enable()
                 notice = Notice("Start at login", f"trayproxy will start at login ({where}).")
         except OSError as exc:
             return Notice("Start at login", f"Could not change it: {exc}", ok=False)

@@ -77,6 +77,8 @@ def target(url: str, proxy: str | None = None) -> Target:
     extra = ""
     if proxy:
         pp = urlsplit(proxy if "://" in proxy else "http://" + proxy)
+        if pp.scheme not in ("http", "https"):
+            raise ConnectError(f"proxy {pp.scheme}:// is not supported (only http:// and https://)")
         proxy_tls = pp.scheme == "https"
         via = (pp.hostname or "", pp.port or (443 if proxy_tls else 80), proxy_tls)
         auth = ""
