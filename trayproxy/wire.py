@@ -362,13 +362,19 @@ class Client:
 
     def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
         self._ssl = ssl_context
+        self._ssl_loading: asyncio.Future[ssl.SSLContext] | None = None
         self._idle: dict[tuple[str, str, int, str], list[Connection]] = {}
         self._targets: dict[tuple[str, str | None], Target] = {}
         self._open: set[Connection] = set()
 
-    def tls(self) -> ssl.SSLContext:
-        if self._ssl is None:  # made on first use: loading the trust store takes a while
-            self._ssl = ssl.create_default_context()
+    async def tls(self) -> ssl.SSLContext:
+        """The TLS settings, made on first use and in a worker thread: loading the system's
+        trust store takes tens of milliseconds, which the event loop must not wait out."""
+        if self._ssl is None:
+            if self._ssl_loading is None:
+                loop = asyncio.get_running_loop()
+                self._ssl_loading = loop.run_in_executor(None, _default_tls)
+            self._ssl = await asyncio.shield(self._ssl_loading)
         return self._ssl
 
     async def post(
@@ -432,7 +438,7 @@ class Client:
                 made,
                 host,
                 port,
-                ssl=self.tls() if tls else None,
+                ssl=await self.tls() if tls else None,
                 server_hostname=host if tls else None,
             )
             assert conn is not None
@@ -440,7 +446,7 @@ class Client:
                 await conn.open_tunnel(where.tunnel)
                 assert conn.transport is not None
                 conn.transport = await loop.start_tls(  # type: ignore[assignment]
-                    conn.transport, conn, self.tls(), server_hostname=where.host
+                    conn.transport, conn, await self.tls(), server_hostname=where.host
                 )
 
         try:
@@ -496,6 +502,12 @@ def _head(start: str, headers: dict[str, str], length: int) -> bytes:
         lines.append("Accept: */*\r\n")
     lines.append(f"Accept-Encoding: gzip, deflate\r\nContent-Length: {length}\r\n\r\n")
     return "".join(lines).encode("utf-8")
+
+
+def _default_tls() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.set_alpn_protocols(["http/1.1"])
+    return context
 
 
 def _reason(exc: BaseException) -> str:
