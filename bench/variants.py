@@ -4,7 +4,8 @@
 
 Runs the floor and trayproxy as shipped, then trayproxy without its history (``nohist``),
 without its request log line (``nolog``), and without both and the routing record
-(``bare``), each pinned to its own core, and prints the proxy's CPU per request (medians).
+(``bare``), each pinned to its own core, and prints the proxy's CPU per request and its
+latency one request at a time (medians).
 The variants exist only here, to measure; trayproxy itself has no switch to skip them.
 """
 
@@ -56,7 +57,11 @@ def serve_variant(config: str, flags: set[str]) -> int:
     return cli.main(["serve", "--config", config])
 
 
-async def _measure(target: run.Target, count: int) -> float:
+LATENCY_REQUESTS = 2000
+
+
+async def _measure(target: run.Target, count: int) -> tuple[float, float, float]:
+    """(CPU µs per request at 16 connections, latency p50 and p99 in ms, one at a time)."""
     raw = loadgen.chat_request(target.port, run.CLIENT_MODEL)
     expected = "".join(loadgen.words(run.STREAM_CHUNKS))
 
@@ -67,7 +72,11 @@ async def _measure(target: run.Target, count: int) -> float:
     assert target.proc is not None
     before = run.tree_cpu(target.proc.pid)
     await loadgen.closed_loop(target.port, raw, count, 16, ok)
-    return (run.tree_cpu(target.proc.pid) - before) / count * 1e6
+    cpu = (run.tree_cpu(target.proc.pid) - before) / count * 1e6
+    times = [
+        a.total * 1000 for a in await loadgen.sequential(target.port, raw, LATENCY_REQUESTS, ok)
+    ]
+    return cpu, run.p(times, 0.5), run.p(times, 0.99)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         preexec_fn=run.pin(load_core),
         start_new_session=True,
     )
-    results: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in VARIANTS}
     try:
         mock_port = int(mock.stdout.readline())  # type: ignore[union-attr]
         for rep in range(args.repeats):
@@ -121,11 +130,19 @@ def main(argv: list[str] | None = None) -> int:
                     run.stop(target.proc)
     finally:
         run.stop(mock)
-    print(f"proxy CPU per request, {args.requests} requests at 16 connections, medians:")
-    floor = statistics.median(results["floor"])
+    print(
+        f"proxy CPU per request ({args.requests} requests at 16 connections) and latency "
+        f"({LATENCY_REQUESTS} one at a time), medians of {args.repeats}:"
+    )
+    floor = statistics.median(r[0] for r in results["floor"])
     for name, values in results.items():
-        value = statistics.median(values)
-        print(f"  {name:10s} {value:7.0f} µs   {value - floor:+6.0f} µs over the floor")
+        cpu = statistics.median(r[0] for r in values)
+        p50 = statistics.median(r[1] for r in values)
+        p99 = statistics.median(r[2] for r in values)
+        print(
+            f"  {name:10s} {cpu:7.0f} µs {cpu - floor:+6.0f} µs over the floor   "
+            f"latency p50 {p50:.2f} ms, p99 {p99:.2f} ms"
+        )
     return 0
 
 

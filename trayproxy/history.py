@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from trayproxy.logbook import RouteRecord
-from trayproxy.threads import leave_signals_to_the_main_thread
+from trayproxy.threads import leave_signals_to_the_main_thread, yield_cpu_to_serving
 
 log = logging.getLogger(__name__)
 
@@ -269,6 +269,7 @@ class History:
 
     def _run(self) -> None:
         leave_signals_to_the_main_thread()
+        yield_cpu_to_serving()
         conn = self._open()
         if conn is not None and self.problem and "damaged" not in self.problem:
             self.problem = None

@@ -19,6 +19,8 @@ import weakref
 from pathlib import Path
 from typing import TextIO
 
+from trayproxy.threads import yield_cpu_to_serving
+
 FLUSH_SECONDS = 0.2
 
 _handlers: weakref.WeakSet[logging.Handler] = weakref.WeakSet()
@@ -30,6 +32,7 @@ _queued = threading.Event()  # set when a line waits: an idle app's flusher slee
 
 
 def _flusher() -> None:
+    yield_cpu_to_serving()
     while True:
         _queued.wait()
         time.sleep(FLUSH_SECONDS)

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from trayproxy.threads import leave_signals_to_the_main_thread
+from trayproxy.threads import leave_signals_to_the_main_thread, yield_cpu_to_serving
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ class ConfigWatcher:
 
     def _run(self) -> None:
         leave_signals_to_the_main_thread()
+        yield_cpu_to_serving()
         while not self._stop.wait(self._interval):
             current = signature(self.path)
             if current == self._seen or current is None:
