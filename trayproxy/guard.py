@@ -69,11 +69,26 @@ def local_port(request: web.Request) -> int:
     return int(sockname[1]) if sockname else -1
 
 
+_names_for: tuple[Any, frozenset[str]] = (None, frozenset())  # (server settings, names)
+
+
+def _host_names(server: Any) -> frozenset[str]:
+    """The names requests may address trayproxy by, worked out once per config (a config
+    is replaced whole on reload, never changed). The cache is one tuple, read and replaced
+    whole, so servers in other threads cannot mix their entries."""
+    global _names_for
+    cached, names = _names_for
+    if cached is not server:
+        names = LOOPBACK_NAMES | {server.host.lower(), *(h.lower() for h in server.allowed_hosts)}
+        _names_for = (server, names)
+    return names
+
+
 async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
     """The checks every request passes before ``handler`` (called by proxy.front)."""
     state = request.app[STATE]
     server = state.config.server
-    names = LOOPBACK_NAMES | {server.host.lower()} | {h.lower() for h in server.allowed_hosts}
+    names = _host_names(server)
     port = local_port(request)
     if not host_allowed(request.headers.get("Host"), port, names):
         return error_response(
