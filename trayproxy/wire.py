@@ -277,6 +277,7 @@ class Connection(asyncio.Protocol):
             self._tunnel.set_exception(ConnectError("the proxy closed the connection"))
         if self.answer is not None:
             self.answer._lost(exc)
+            self.answer = None
         self.client.forget(self)
 
     # -- llhttp
@@ -285,7 +286,7 @@ class Connection(asyncio.Protocol):
         self._headers = []
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
+        self._headers.append((name.decode("latin-1"), value.decode("utf-8", "replace")))
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
@@ -386,7 +387,12 @@ class Client:
         proxy: str | None = None,
         connect_timeout: float = 10.0,
     ) -> Response:
-        """Send ``body`` to ``url``; return once the status line and headers are in."""
+        """Send ``body`` to ``url``; return once the status line and headers are in.
+
+        ``headers`` are sent as given (names in lower case); Host, Content-Length and
+        Accept-Encoding are added, and User-Agent and Accept when missing. The caller reads
+        the answer and then calls :meth:`Response.release`.
+        """
         where = self._targets.get((url, proxy))
         if where is None:
             if len(self._targets) > 1024:  # URLs come from the config: this is reloads
