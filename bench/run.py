@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import compileall
 import json
 import os
 import shutil
@@ -182,6 +183,17 @@ def wait_serving(t: Target, model: str, timeout: float) -> float:
     raise RuntimeError(f"nothing served on port {port} within {timeout:g} s")
 
 
+def precompile() -> None:
+    """Write the bytecode of the proxies' modules, as an installed package has it.
+
+    Python reads cached bytecode even under PYTHONDONTWRITEBYTECODE (set on some machines,
+    this project's CI included): without this, every trayproxy start would compile its 40
+    modules from source (about 0.15 s) and the start-up figure would measure that.
+    """
+    for package in ("trayproxy", "bench"):
+        compileall.compile_dir(str(HERE.parent / package), quiet=1)
+
+
 def stop(proc: subprocess.Popen | None) -> None:
     if proc is None or proc.poll() is not None:
         return
@@ -248,8 +260,8 @@ def litellm_config(mock: int) -> str:
 
 def launch(name: str, mock: int, work: Path, core: int | None, litellm: Path | None) -> Target:
     port = free_port()
-    home = work / name
-    home.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
+    home = Path(tempfile.mkdtemp(prefix=name + "-", dir=work))  # fresh: no earlier history
     env = clean_env(home)
     if name == "direct":
         return Target(name, mock)
@@ -553,6 +565,7 @@ def main(argv: list[str] | None = None) -> int:
     if load_core is not None:
         os.sched_setaffinity(0, {load_core})
     work = Path(tempfile.mkdtemp(prefix="trayproxy-bench-"))
+    precompile()
     mock = subprocess.Popen(
         [
             sys.executable,
