@@ -522,3 +522,25 @@ def test_a_socks_proxy_is_refused_with_a_reason() -> None:
         await client.close()
 
     run(main())
+
+
+def test_a_caller_giving_up_during_the_tunnel_closes_the_connection() -> None:
+    closed = asyncio.Event()
+
+    async def silent_proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")  # the CONNECT: never answered
+        await reader.read()  # until the client hangs up
+        closed.set()
+
+    async def main() -> None:
+        async with Server(silent_proxy) as via:
+            client = wire.Client()
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(
+                    post(client, "https://localhost:1/v1/x", proxy=f"http://127.0.0.1:{via.port}"),
+                    0.3,
+                )
+            await asyncio.wait_for(closed.wait(), 5)
+            await client.close()
+
+    run(main())

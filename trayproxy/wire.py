@@ -457,18 +457,15 @@ class Client:
 
         try:
             await asyncio.wait_for(connect(), timeout)
-        except asyncio.TimeoutError:
+        except BaseException as exc:  # incl. the caller's own timeout: never leave it open
             if conn is not None:
                 conn.close()
-            raise ConnectError(f"no connection within {timeout:g} s (connect_timeout)") from None
-        except ConnectError:
-            if conn is not None:
-                conn.close()
+            if isinstance(exc, asyncio.TimeoutError):
+                why = f"no connection within {timeout:g} s (connect_timeout)"
+                raise ConnectError(why) from None
+            if isinstance(exc, (OSError, ValueError)):  # refused, unresolvable, TLS (SSLError)
+                raise ConnectError(_reason(exc)) from None
             raise
-        except (OSError, ValueError) as exc:  # refused, unresolvable, TLS (ssl.SSLError)
-            if conn is not None:
-                conn.close()
-            raise ConnectError(_reason(exc)) from None
         assert conn is not None
         self._open.add(conn)
         return conn
