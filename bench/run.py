@@ -535,7 +535,7 @@ def tray_idle(seconds: float = 10.0) -> dict[str, float] | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small counts, one repeat (a check)")
-    parser.add_argument("--repeats", type=int, default=None, help="default: 3 (1 with --quick)")
+    parser.add_argument("--repeats", type=int, default=None, help="default: 5 (1 with --quick)")
     parser.add_argument(
         "--litellm",
         type=Path,
@@ -553,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write every measurement to this file")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
-    repeats = args.repeats or (1 if args.quick else 3)
+    repeats = args.repeats or (1 if args.quick else 5)
     litellm = args.litellm or (LITELLM_DEFAULT if LITELLM_DEFAULT.exists() else None)
     if args.no_litellm:
         litellm = None

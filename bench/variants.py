@@ -93,7 +93,7 @@ async def _measure(target: run.Target, count: int) -> tuple[float, float, float]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.variants", description=__doc__)
     parser.add_argument("--requests", type=int, default=8000)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--serve", nargs=2, metavar=("CONFIG", "FLAGS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
