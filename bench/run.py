@@ -187,8 +187,9 @@ def precompile() -> None:
     """Write the bytecode of the proxies' modules, as an installed package has it.
 
     Python reads cached bytecode even under PYTHONDONTWRITEBYTECODE (set on some machines,
-    this project's CI included): without this, every trayproxy start would compile its 40
-    modules from source (about 0.15 s) and the start-up figure would measure that.
+    the one this project is developed on included): without this, every trayproxy start
+    would compile its 40 modules from source (about 0.15 s) and the start-up figure would
+    measure that.
     """
     for package in ("trayproxy", "bench"):
         compileall.compile_dir(str(HERE.parent / package), quiet=1)
