@@ -544,3 +544,20 @@ def test_a_caller_giving_up_during_the_tunnel_closes_the_connection() -> None:
             await client.close()
 
     run(main())
+
+
+def test_proxy_credentials_stay_out_of_reprs_and_errors() -> None:
+    secret = "pr0xy-s3cret"
+    encoded = base64.b64encode(f"u:{secret}".encode()).decode()
+    proxy = f"http://u:{secret}@127.0.0.1:9"
+    where = wire.target("https://api.example.com/v1/chat/completions", proxy)
+    assert secret not in repr(where) and encoded not in repr(where)
+
+    async def main() -> None:
+        client = wire.Client()
+        with pytest.raises(wire.ConnectError) as caught:
+            await post(client, "https://api.example.com/v1/x", proxy=proxy)
+        assert secret not in str(caught.value) and encoded not in str(caught.value)
+        await client.close()
+
+    run(main())

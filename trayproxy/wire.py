@@ -25,7 +25,7 @@ import base64
 import ssl
 import zlib
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urlsplit
 
 import httptools
@@ -51,13 +51,14 @@ class ConnectError(WireError):
 class Target:
     """Where the requests for one URL go, worked out once per URL and proxy."""
 
-    key: tuple[str, str, int, str]  # connections are pooled by this
+    # the pool key, the head and the tunnel request may hold the proxy's credentials: no repr
+    key: tuple[str, str, int, str] = field(repr=False)  # connections are pooled by this
     host: str
     port: int
     secure: bool  # TLS to the provider
-    head: str  # request line and Host, plus Proxy-Authorization for plain HTTP via a proxy
+    head: str = field(repr=False)  # request line, Host, Proxy-Authorization for http via proxy
     via: tuple[str, int, bool] | None  # the proxy's host, port and whether it speaks TLS
-    tunnel: bytes | None  # the CONNECT request, for HTTPS through a proxy
+    tunnel: bytes | None = field(repr=False)  # the CONNECT request, for HTTPS through a proxy
 
 
 def target(url: str, proxy: str | None = None) -> Target:
