@@ -60,15 +60,20 @@ class Server:
         self.connections = 0
         self.port = 0
         self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> Server:
         async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             self.connections += 1
+            task = asyncio.current_task()
+            assert task is not None
+            self._tasks.add(task)
             try:
                 await self.handler(reader, writer)
             except (ConnectionError, asyncio.IncompleteReadError):
                 pass
             finally:
+                self._tasks.discard(task)
                 writer.close()
 
         self._server = await asyncio.start_server(on_connect, "127.0.0.1", 0, ssl=self.tls)
@@ -78,6 +83,9 @@ class Server:
     async def __aexit__(self, *exc: object) -> None:
         assert self._server is not None
         self._server.close()
+        for task in list(self._tasks):  # handlers still piping or waiting: end them here
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def url(self, scheme: str = "http", host: str = "127.0.0.1") -> str:
         return f"{scheme}://{host}:{self.port}/v1/chat/completions"
