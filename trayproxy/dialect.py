@@ -157,9 +157,7 @@ class Exchange:
             if not isinstance(message, dict):
                 continue
             changed |= self._rename_reasoning(message)
-            mapped = self.ids_mapped
-            self._map_ids_back(message)
-            changed |= self.ids_mapped != mapped
+            changed |= self._map_ids_back(message)
             text = message.get("reasoning_content")
             calls = message.get("tool_calls")
             keys = [k for k in map(call_key, calls) if k] if isinstance(calls, list) else []
@@ -177,19 +175,19 @@ class Exchange:
             self.renamed += 1
         return True
 
-    def _map_ids_back(self, part: dict[str, Any]) -> list[str]:
-        """Tool-call ids in ``part`` as the client will see them (mapped back in place)."""
+    def _map_ids_back(self, part: dict[str, Any]) -> bool:
+        """Put the client's tool-call ids back into ``part`` (in place); whether any was."""
         calls = part.get("tool_calls")
-        ids = []
+        mapped = 0
         if isinstance(calls, list):
             for call in calls:
                 if isinstance(call, dict) and isinstance(call.get("id"), str):
                     original = self.id_back.get(call["id"])
                     if original is not None:
                         call["id"] = original
-                        self.ids_mapped += 1
-                    ids.append(call["id"])
-        return ids
+                        mapped += 1
+        self.ids_mapped += mapped
+        return mapped > 0
 
 
 class StreamRewriter:
@@ -300,9 +298,7 @@ class StreamRewriter:
             changed |= ex._rename_reasoning(delta)
             index = choice.get("index", position)
             index = index if isinstance(index, int) else position
-            mapped = ex.ids_mapped
-            ex._map_ids_back(delta)
-            changed |= ex.ids_mapped != mapped
+            changed |= ex._map_ids_back(delta)
             text = delta.get("reasoning_content")
             if ex.memory is not None:
                 if isinstance(text, str) and text:

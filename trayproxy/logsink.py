@@ -210,7 +210,7 @@ def _plain_route(logger: logging.Logger) -> bool:
 
 def request_line(text: str) -> bool:
     """Write one request's line; False when the caller should use `logging` instead."""
-    logger = logging.getLogger(REQUESTS)
+    logger = _requests_logger
     if not _request_handlers or not logger.isEnabledFor(logging.INFO) or not _plain_route(logger):
         return False
     now = time.time()

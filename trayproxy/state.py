@@ -6,7 +6,6 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -56,16 +55,17 @@ class ProxyState:
         return data if hidden == text else hidden.encode("utf-8")
 
     def proxy_for(self, url: str) -> str | None:
-        """The HTTP(S) proxy the OS or environment asks for, per origin (cached).
+        """The HTTP(S) proxy the OS or environment asks for ``url`` (cached per URL: the
+        URLs are the config's, so they are few, and a request pays one lookup).
 
         aiohttp's ``trust_env`` would also read ``~/.netrc`` and send its credentials to
         providers; this reads only the proxy settings, as urllib does.
         """
-        parts = urlsplit(url)
-        origin = f"{parts.scheme}://{parts.netloc}"
-        if origin not in self._proxies:
-            self._proxies[origin] = system_proxy(url)
-        return self._proxies[origin]
+        try:
+            return self._proxies[url]
+        except KeyError:
+            proxy = self._proxies[url] = system_proxy(url)
+            return proxy
 
 
 STATE = web.AppKey("trayproxy_state", ProxyState)

@@ -65,10 +65,10 @@ def target(url: str, proxy: str | None = None) -> Target:
     parts = urlsplit(url)
     secure = parts.scheme == "https"
     host = parts.hostname or ""
-    port = parts.port or (443 if secure else 80)
-    default_port = parts.port is None or parts.port == (443 if secure else 80)
+    default_port = 443 if secure else 80
+    port = parts.port or default_port
     shown = f"[{host}]" if ":" in host else host
-    authority = shown if default_port else f"{shown}:{port}"
+    authority = shown if port == default_port else f"{shown}:{port}"
     path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~")
     if parts.query:
         path += "?" + parts.query
