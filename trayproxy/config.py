@@ -31,6 +31,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_MAX_BODY_MB = 64
+DEFAULT_MAX_ANSWER_MB = 64
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_FIRST_BYTE_TIMEOUT = 600.0  # thinking models may think for minutes before answering
 DEFAULT_IDLE_TIMEOUT = 120.0  # between two stream events; keep-alive comments do not count
@@ -44,6 +45,7 @@ SERVER_KEYS = frozenset(
         "host",
         "port",
         "max_body_mb",
+        "max_answer_mb",
         "watch_config",
         "log_size",
         "allowed_origins",
@@ -152,6 +154,7 @@ class ServerSettings:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     max_body_mb: int = DEFAULT_MAX_BODY_MB
+    max_answer_mb: int = DEFAULT_MAX_ANSWER_MB  # a non-streamed answer, decompressed
     watch_config: bool = True
     log_size: int = DEFAULT_LOG_SIZE
     allowed_origins: tuple[str, ...] = ()
@@ -161,6 +164,10 @@ class ServerSettings:
     @property
     def max_body_bytes(self) -> int:
         return self.max_body_mb * 1024 * 1024
+
+    @property
+    def max_answer_bytes(self) -> int:
+        return self.max_answer_mb * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -337,6 +344,7 @@ def _server(c: _Checker, raw: Any, environ: Mapping[str, str]) -> ServerSettings
         raise c.fail((*path, "host"), "must not be empty")
     port = c.number(t, path, "port", integer=True, low=0, high=65535)
     body = c.number(t, path, "max_body_mb", integer=True, low=1, high=4096)
+    answer = c.number(t, path, "max_answer_mb", integer=True, low=1, high=4096)
     watch = c.boolean(t, path, "watch_config")
     log_size = c.number(t, path, "log_size", integer=True, low=10, high=100_000)
     origins = _string_list(c, t, path, "allowed_origins")
@@ -367,6 +375,7 @@ def _server(c: _Checker, raw: Any, environ: Mapping[str, str]) -> ServerSettings
         host=d.host if host is None else host.strip(),
         port=d.port if port is None else port,
         max_body_mb=d.max_body_mb if body is None else body,
+        max_answer_mb=d.max_answer_mb if answer is None else answer,
         watch_config=d.watch_config if watch is None else watch,
         log_size=d.log_size if log_size is None else log_size,
         allowed_origins=tuple(origins),

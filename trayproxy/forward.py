@@ -1,9 +1,11 @@
 """Send a routed request upstream, with fallbacks, and relay the answer.
 
 Each route is an *attempt*. An attempt that fails before anything reached the client (no
-key, connection refused, no answer within ``first_byte_timeout``, 429, 5xx) moves on to the
-next route; the last one's failure is what the client sees. Once an answer starts flowing to
-the client, nothing is retried: a failure then is an in-stream error event.
+key, connection refused, no answer within ``first_byte_timeout``, the connection lost before
+an answer, 429, 5xx) moves on to the next route; the last one's failure is what the client
+sees. An attempt sends its request once: it is never repeated on another connection. Once an
+answer starts flowing to the client, nothing is retried: a failure then is an in-stream error
+event.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import aiohttp
 from aiohttp import web
 
-from trayproxy import dialect, upstream, wire
+from trayproxy import dialect, provider_client, provider_errors, upstream
+from trayproxy.config import Config
 from trayproxy.errors import error_message_from_body, error_response, sse_error_event
 from trayproxy.logbook import RecordDraft
-from trayproxy.routing import Route
+from trayproxy.routing import PROVIDER_PREFIX, Route, suggest
 from trayproxy.state import ProxyState
 from trayproxy.usage import StreamWatcher, usage_from_body
 
@@ -53,6 +57,7 @@ def _retry_after(headers: Any) -> float | None:
 async def run(
     request: web.Request,
     state: ProxyState,
+    config: Config,
     routes: list[Route],
     endpoint: str,
     body: dict[str, Any],
@@ -77,7 +82,9 @@ async def run(
             continue
         _describe(draft, route, first=index == 0)
         started = time.perf_counter()
-        outcome = await _attempt(request, state, route, endpoint, body, draft, retried=tried > 0)
+        outcome = await _attempt(
+            request, state, config, route, endpoint, body, draft, retried=tried > 0
+        )
         tried += 1
         ms = round((time.perf_counter() - started) * 1000, 1)
         if isinstance(outcome, Failure):
@@ -137,9 +144,14 @@ def _give_up(failure: Failure, draft: RecordDraft, *, retried: bool) -> web.Resp
     return error_response(failure.status, failure.message, code=failure.code, headers=headers)
 
 
+class _AnswerTooLarge(Exception):
+    pass
+
+
 async def _attempt(
     request: web.Request,
     state: ProxyState,
+    config: Config,
     route: Route,
     endpoint: str,
     body: dict[str, Any],
@@ -158,18 +170,39 @@ async def _attempt(
     for note in (*up.rewrites, *exchange.notes):
         if note not in draft.rewrites:
             draft.rewrites.append(note)
-    client = state.wire
-    assert client is not None, "the app's upstream client is created at startup"
+    session = state.session
+    assert session is not None, "the app's client session is created at startup"
+    proxy = state.proxy_for(up.url)
+    unusable = provider_client.proxy_problem(proxy)
+    if unusable is not None:
+        where = _origin(up.url)
+        message = f"Cannot reach provider '{name}' at {where}: {unusable}"
+        return Failure(502, message, "upstream_unreachable")
     try:
         resp = await _within(
-            client.post(
+            session.post(
                 up.url,
-                up.body,
-                up.headers,
-                proxy=state.proxy_for(up.url),
-                connect_timeout=provider.connect_timeout,
+                data=up.body,
+                headers=up.headers,
+                proxy=proxy,
+                allow_redirects=False,
+                timeout=provider_client.timeout(provider.connect_timeout),
             ),
             provider.first_byte_timeout,
+        )
+    except provider_client.CLIENT_ERRORS as exc:
+        reason = provider_client.unreachable_reason(exc)
+        if reason is not None:
+            return Failure(
+                502,
+                state.redact(f"Cannot reach provider '{name}' at {_origin(up.url)}: {reason}"),
+                "upstream_unreachable",
+            )
+        why = provider_client.broken_answer_reason(exc)
+        return Failure(
+            502,
+            state.redact(f"Provider '{name}' {why}. The request was sent once, not repeated."),
+            "upstream_error",
         )
     except asyncio.TimeoutError:
         return Failure(
@@ -178,33 +211,52 @@ async def _attempt(
             f"{provider.first_byte_timeout:g} s (first_byte_timeout).",
             "upstream_timeout",
         )
-    except wire.ConnectError as exc:
-        return Failure(
-            502,
-            f"Cannot reach provider '{name}' at {_origin(up.url)}: {exc}",
-            "upstream_unreachable",
-        )
-    except wire.WireError as exc:
-        return Failure(502, f"Provider '{name}' failed: {exc}", "upstream_error")
     try:
-        return await _answer(request, state, resp, provider, draft, exchange, retried=retried)
+        return await _answer(
+            request, state, config, resp, route, endpoint, draft, exchange, retried=retried
+        )
     finally:
-        resp.release()
+        resp.release()  # back to the pool if the answer was read whole, else closed
         draft.rewrites.extend(exchange.answer_notes())
+
+
+async def _read_whole(resp: aiohttp.ClientResponse, idle: float, limit: int) -> bytes:
+    """The whole (decompressed) answer; :class:`_AnswerTooLarge` past ``limit`` bytes, having
+    held no more than ``limit`` and one read's worth."""
+    parts: list[bytes] = []
+    size = 0
+    read = resp.content.readany
+    while chunk := await _within(read(), idle):
+        size += len(chunk)
+        if size > limit:
+            raise _AnswerTooLarge
+        parts.append(chunk)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 async def _answer(
     request: web.Request,
     state: ProxyState,
-    resp: wire.Response,
-    provider: Any,
+    config: Config,
+    resp: aiohttp.ClientResponse,
+    route: Route,
+    endpoint: str,
     draft: RecordDraft,
     exchange: dialect.Exchange,
     *,
     retried: bool,
 ) -> web.StreamResponse | Failure:
+    provider = route.provider
     name = provider.name
     status = resp.status
+    if status < 200:
+        resp.close()
+        return Failure(
+            502,
+            f"Provider '{name}' answered {status} {resp.reason or ''}".rstrip()
+            + "; trayproxy expects an HTTP answer, not a protocol switch.",
+            "upstream_error",
+        )
     if 300 <= status < 400:
         where = resp.headers.get("Location", "?")
         return _final_error(
@@ -221,26 +273,22 @@ async def _answer(
             request, state, resp, draft, provider, exchange.stream_rewriter(), retried=retried
         )
     draft.mark_first_byte()  # a JSON answer starts with its status line and headers
+    limit = config.server.max_answer_bytes
     try:
-        data = await _within(resp.read(), provider.idle_timeout)
+        data = await _read_whole(resp, provider.idle_timeout, limit)
     except asyncio.TimeoutError:
         return Failure(504, f"Provider '{name}' stopped sending its answer.", "upstream_timeout")
-    except wire.WireError as exc:
-        return Failure(502, f"Provider '{name}' broke off its answer: {exc}", "upstream_error")
-    if status == 429 or status >= 500:
-        wait = _retry_after(resp.headers)
-        if status == 429 and wait:
-            state.cooldowns[name] = time.monotonic() + wait
-        headers = dict(upstream.response_headers(resp.headers.items()))
-        headers.pop("Content-Type", None)
-        headers["x-trayproxy-provider"] = name
+    except _AnswerTooLarge:
         return Failure(
-            status,
-            error_message_from_body(data),
-            f"upstream_{status}",
-            headers,
-            state.redact_bytes(data),
+            502,
+            f"Provider '{name}' sent an answer larger than {config.server.max_answer_mb} MiB "
+            "(decompressed); trayproxy stopped reading it. Raise [server] max_answer_mb in "
+            "config.toml if such answers are expected.",
+            "upstream_answer_too_large",
         )
+    except provider_client.CLIENT_ERRORS as exc:
+        why = provider_client.broken_answer_reason(exc)
+        return Failure(502, state.redact(f"Provider '{name}' {why}."), "upstream_error")
     if status in (401, 403):
         detail = state.redact(error_message_from_body(data))
         draft.error_body = state.redact(data[:4096].decode("utf-8", "replace"))
@@ -252,12 +300,40 @@ async def _answer(
             "upstream_auth_failed",
             retried,
         )
-    draft.status = status
     if status >= 400:
         data = state.redact_bytes(data)
-        draft.error = error_message_from_body(data)
+        said = provider_errors.explain(
+            status,
+            data,
+            ctype,
+            provider=name,
+            endpoint=endpoint,
+            client_model=route.client_model,
+            upstream_model=route.upstream_model,
+            by_prefix=route.rule == PROVIDER_PREFIX,
+            suggestions=(
+                suggest(config, route.client_model) if route.rule == PROVIDER_PREFIX else []
+            ),
+        )
+        headers = dict(upstream.response_headers(resp.headers.items()))
+        headers.pop("Content-Type", None)
+        headers["x-trayproxy-provider"] = name
+        if status == 429 or status >= 500:
+            wait = _retry_after(resp.headers)
+            if status == 429 and wait:
+                state.cooldowns[name] = time.monotonic() + wait
+            code = said.code or f"upstream_{status}"
+            return Failure(status, said.message, code, headers, said.body)
+        draft.status = status
+        draft.error = said.message
         draft.error_body = data[:4096].decode("utf-8", "replace")
-    elif len(data) <= _JSON_LIMIT_FOR_USAGE:
+        if retried:
+            headers["x-should-retry"] = "false"
+        out = web.Response(status=status, body=said.body, headers=headers)
+        out.content_type = "application/json"
+        return out
+    draft.status = status
+    if len(data) <= _JSON_LIMIT_FOR_USAGE:
         found = usage_from_body(data)
         if found:
             draft.prompt_tokens = found.prompt_tokens
@@ -282,7 +358,7 @@ def _origin(url: str) -> str:
 
 
 def _copy_headers(
-    resp: wire.Response, out: web.StreamResponse, provider: str, retried: bool
+    resp: aiohttp.ClientResponse, out: web.StreamResponse, provider: str, retried: bool
 ) -> None:
     for key, value in upstream.response_headers(resp.headers.items()):
         out.headers.add(key, value)
@@ -350,7 +426,7 @@ else:  # pragma: no cover - Python 3.10
 async def _stream_back(
     request: web.Request,
     state: ProxyState,
-    resp: wire.Response,
+    resp: aiohttp.ClientResponse,
     draft: RecordDraft,
     provider: Any,
     rewriter: dialect.StreamRewriter | None,
@@ -373,7 +449,7 @@ async def _stream_back(
 
 async def _pump(
     request: web.Request,
-    resp: wire.Response,
+    resp: aiohttp.ClientResponse,
     out: web.StreamResponse,
     draft: RecordDraft,
     provider: Any,
@@ -381,9 +457,10 @@ async def _pump(
 ) -> web.StreamResponse:
     name = provider.name
     idle = provider.idle_timeout
+    sse = "event-stream" in resp.headers.get("Content-Type", "").lower()
     watcher = StreamWatcher()
     watchdog = _IdleWatchdog(idle)
-    read = resp.readany
+    read = resp.content.readany
     events = 0
     first_chunk: float | None = None
     failure: tuple[int, str, str] | None = None
@@ -396,6 +473,10 @@ async def _pump(
                 if not watchdog.expired():
                     raise
                 raise asyncio.TimeoutError from None
+            except provider_client.CLIENT_ERRORS as exc:
+                why = provider_client.broken_answer_reason(exc)
+                failure = (502, f"Provider '{name}' {why}.", "upstream_error")
+                break
             watchdog.reading = False
             if not chunk:
                 break
@@ -418,8 +499,6 @@ async def _pump(
             f"Provider '{name}' sent no new event for {idle:g} s (idle_timeout).",
             "upstream_timeout",
         )
-    except wire.WireError as exc:
-        failure = (502, f"Provider '{name}' broke off the stream: {exc}", "upstream_error")
     except ConnectionError:  # writing to the client: it went away
         draft.status = 499
         draft.error = "client disconnected"
@@ -431,6 +510,13 @@ async def _pump(
         if held:
             with contextlib.suppress(ConnectionError):
                 await out.write(held)
+    if failure is None and sse and not watcher.finished:
+        failure = (
+            502,
+            f"Provider '{name}' ended the stream without finishing it (no [DONE] and no "
+            "finish_reason): the answer is truncated.",
+            "upstream_truncated",
+        )
     if draft.ttfb_ms is None and first_chunk is not None:  # bytes, but no SSE events
         draft.ttfb_ms = (first_chunk - draft.started) * 1000
     if watcher.usage:

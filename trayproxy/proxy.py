@@ -7,10 +7,9 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
-from trayproxy import __version__, logapi, webui, wire
+from trayproxy import __version__, logapi, provider_client, webui
 from trayproxy.config import Config
 from trayproxy.errors import error_response
 from trayproxy.guard import guard
@@ -133,21 +132,11 @@ def _autostart_on() -> bool:
 
 async def _client_session(app: web.Application) -> AsyncIterator[None]:
     state = app[STATE]
-    state.wire = wire.Client()
-    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300)
-    state.session = aiohttp.ClientSession(
-        connector=connector,
-        timeout=aiohttp.ClientTimeout(total=None),
-        auto_decompress=True,
-        cookie_jar=aiohttp.DummyCookieJar(),  # provider cookies mean nothing here
-        trust_env=False,  # proxies come from state.proxy_for (no ~/.netrc credentials)
-    )
+    state.session = provider_client.open_session()
     try:
         yield
     finally:
-        await state.wire.close()
         await state.session.close()
-        state.wire = None
         state.session = None
 
 

@@ -155,4 +155,4 @@ async def _relay(
         routes = resolve_chain(config, model)
     except UnknownModelError as exc:
         return _fail(draft, 404, state.redact(exc.message), code="model_not_found", param="model")
-    return await forward.run(request, state, routes, endpoint, body, draft)
+    return await forward.run(request, state, config, routes, endpoint, body, draft)

@@ -15,7 +15,6 @@ from trayproxy.dialect import ReasoningMemory
 from trayproxy.history import History
 from trayproxy.logbook import Logbook, RecordDraft
 from trayproxy.upstream import system_proxy
-from trayproxy.wire import Client
 
 # A desktop action the page may trigger ("reload", "open_config"...). It runs in a worker
 # thread and returns (ok, message) for the user.
@@ -28,8 +27,8 @@ class ProxyState:
 
     config: Config
     logbook: Logbook
-    wire: Client | None = None  # carries relayed requests to providers
-    session: aiohttp.ClientSession | None = None  # for the page's mapping check (doctor)
+    # carries relayed requests to providers, and the page's mapping check (doctor)
+    session: aiohttp.ClientSession | None = None
     started: float = field(default_factory=time.time)
     base_url: str = ""
     history: History | None = None
@@ -55,8 +54,9 @@ class ProxyState:
         return data if hidden == text else hidden.encode("utf-8")
 
     def proxy_for(self, url: str) -> str | None:
-        """The HTTP(S) proxy the OS or environment asks for ``url`` (cached per URL: the
-        URLs are the config's, so they are few, and a request pays one lookup).
+        """The HTTP(S) proxy the OS or environment asks for ``url`` (cached per URL until the
+        config is applied again: the URLs are the config's, so they are few, and a request
+        pays one lookup; a reload looks the settings up anew).
 
         aiohttp's ``trust_env`` would also read ``~/.netrc`` and send its credentials to
         providers; this reads only the proxy settings, as urllib does.
@@ -66,6 +66,9 @@ class ProxyState:
         except KeyError:
             proxy = self._proxies[url] = system_proxy(url)
             return proxy
+
+    def forget_proxies(self) -> None:
+        self._proxies.clear()
 
 
 STATE = web.AppKey("trayproxy_state", ProxyState)

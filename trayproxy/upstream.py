@@ -35,7 +35,7 @@ HOP_BY_HOP = frozenset(
 )
 DROPPED_RESPONSE_HEADERS = HOP_BY_HOP | {
     "content-length",  # recomputed by the server
-    "content-encoding",  # wire.py decodes gzip/deflate before anything reads the body
+    "content-encoding",  # aiohttp decodes gzip/deflate/br before anything reads the body
     "set-cookie",  # provider cookies mean nothing on 127.0.0.1
     "server",
     "date",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +54,12 @@ def usage_from_body(body: bytes) -> Usage | None:
 
 
 _WATCHED = (b'"usage"', b'"error"', b"[DONE]")
+# The marks of an answer that ended as it should: a choice's finish_reason set (Chat and
+# Completions), or the Responses API's last event. ``[DONE]`` and an error event count too.
+_ENDED = re.compile(
+    rb'"finish_reason"\s*:\s*"|"stop_reason"\s*:\s*"'
+    rb"|response\.(?:completed|incomplete|failed)\b"
+)
 
 
 class StreamWatcher:
@@ -60,6 +67,8 @@ class StreamWatcher:
 
     ``events`` counts data lines that start an event (a change in it means a real event, not a
     keep-alive comment). Only events that mention usage, an error or ``[DONE]`` are parsed.
+    ``finished`` says whether the stream has shown its end; one that closes without it was
+    cut short.
     """
 
     def __init__(self) -> None:
@@ -68,6 +77,11 @@ class StreamWatcher:
         self.usage: Usage | None = None
         self.error: str | None = None
         self.done = False
+        self._ended = False
+
+    @property
+    def finished(self) -> bool:
+        return self._ended or self.done or self.error is not None
 
     def feed(self, chunk: bytes) -> None:
         data = self._tail + chunk if self._tail else chunk
@@ -78,6 +92,8 @@ class StreamWatcher:
             return
         complete = data[:end] if end < len(data) else data
         self.events += complete.count(b"\ndata:") + complete.startswith(b"data:")
+        if not self._ended and _ENDED.search(complete):
+            self._ended = True
         handled = 0
         for at in find_all(complete, _WATCHED):
             if at < handled:
