@@ -47,6 +47,24 @@ def test_seed_format_keeps_working() -> None:
     assert config.server.max_body_mb == 64
 
 
+def test_a_key_that_cannot_go_in_a_header_is_a_config_error() -> None:
+    """A line break inside a key would be refused by the HTTP client on every request: the
+    config says so at once, naming file, line and key, and never echoes the value."""
+    with pytest.raises(ConfigError) as info:
+        parse(SEED, file="config.toml", environ={"NVIDIA_API_KEY": "nvapi-abc\nsecond-line"})
+    text = str(info.value)
+    assert "config.toml:7" in text and "api_key" in text and "NVIDIA_API_KEY" in text
+    assert "line break" in text and "nvapi-abc" not in text
+
+
+def test_max_answer_mb_is_read_and_checked() -> None:
+    config = parse(SEED.replace("port = 8000", "port = 8000\nmax_answer_mb = 8"), environ={})
+    assert config.server.max_answer_bytes == 8 * 1024 * 1024
+    assert parse(SEED, environ={}).server.max_answer_mb == 64
+    error = error_of(SEED.replace("port = 8000", "port = 8000\nmax_answer_mb = 0"))
+    assert "max_answer_mb" in str(error) and "cfg.toml:4" in str(error)
+
+
 def test_key_from_unset_env_is_reported_missing() -> None:
     config = parse(SEED, environ={})
     key = config.providers["nvidia"].api_key

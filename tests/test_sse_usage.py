@@ -53,3 +53,36 @@ def test_usage_from_json_bodies() -> None:
         json.dumps({"usage": {"input_tokens": 1, "output_tokens": 2}}).encode()
     ) == Usage(1, 2)
     assert usage_from_body(b'not json but has "usage"') is None
+
+
+def _watched(*chunks: bytes) -> StreamWatcher:
+    watcher = StreamWatcher()
+    for chunk in chunks:
+        watcher.feed(chunk)
+    return watcher
+
+
+CHUNK = b'data: {"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}\n\n'
+LAST = b'data: {"choices":[{"index":0,"delta":{},"finish_reason": "stop"}]}\n\n'
+USAGE = b'data: {"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2}}\n\n'
+
+
+def test_a_stream_is_finished_by_done_finish_reason_or_its_last_responses_event() -> None:
+    assert _watched(CHUNK * 3, b"data: [DONE]\n\n").finished
+    assert _watched(CHUNK * 3, LAST).finished  # no [DONE], but the choice finished
+    assert _watched(CHUNK * 3, LAST, USAGE).finished  # usage after the finish, no [DONE]
+    assert _watched(CHUNK, LAST[:30], LAST[30:]).finished  # the last event split in two
+    assert _watched(CHUNK, LAST.rstrip(b"\n")).finished  # the last blank line missing
+    responses = (
+        b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta"}\n\n'
+        b'event: response.completed\ndata: {"type":"response.completed","response":{}}\n\n'
+    )
+    assert _watched(responses).finished
+    assert _watched(b'data: {"error":{"message":"overloaded"}}\n\n').finished
+
+
+def test_a_stream_cut_short_is_not_finished() -> None:
+    assert not _watched(CHUNK * 3).finished
+    assert not _watched(CHUNK * 3, USAGE).finished  # usage alone does not end a stream
+    assert not _watched(b": ping\n\n").finished
+    assert not _watched(b'event: response.output_text.delta\ndata: {"type":"x"}\n\n').finished

@@ -298,7 +298,7 @@ def _key_ref(raw: str, environ: Mapping[str, str]) -> KeyRef:
         name = raw[4:].strip()
         if not name:
             raise KeyRefError('names no variable: write "env:NAME"')
-        value = environ.get(name, "").strip()
+        value = _sendable(environ.get(name, "").strip(), f"the environment variable {name}")
         return KeyRef(f"env:{name}", Secret(value) if value else None)
     if raw.startswith("keyring:"):
         name = raw[8:].strip()
@@ -307,7 +307,14 @@ def _key_ref(raw: str, environ: Mapping[str, str]) -> KeyRef:
         return KeyRef(f"keyring:{name}", _from_keyring(name))
     if not raw:
         return KeyRef("none")
-    return KeyRef("literal", Secret(raw))
+    return KeyRef("literal", Secret(_sendable(raw, "the value")))
+
+
+def _sendable(value: str, what: str) -> str:
+    """``value``, if it can go in an HTTP header (keys and tokens do)."""
+    if any(ord(ch) < 32 or ch == "\x7f" for ch in value):
+        raise KeyRefError(f"{what} holds a line break or control character")
+    return value
 
 
 KEYRING_SERVICE = "trayproxy"
@@ -329,6 +336,7 @@ def _from_keyring(name: str) -> Secret | None:
             f"the OS keychain cannot be read ({type(exc).__name__}: {exc}); use env:NAME "
             "instead, or install a keyring backend"
         ) from None
+    value = _sendable((value or "").strip(), f"the keychain entry {name!r}")
     return Secret(value) if value else None
 
 

@@ -223,9 +223,15 @@ async def _attempt(
 async def _read_whole(resp: aiohttp.ClientResponse, idle: float, limit: int) -> bytes:
     """The whole (decompressed) answer; :class:`_AnswerTooLarge` past ``limit`` bytes, having
     held no more than ``limit`` and one read's worth."""
+    content = resp.content
+    if content.is_eof():  # it came with the headers (most JSON answers): no timer needed
+        data = content.read_nowait()
+        if len(data) > limit:
+            raise _AnswerTooLarge
+        return data
     parts: list[bytes] = []
     size = 0
-    read = resp.content.readany
+    read = content.readany
     while chunk := await _within(read(), idle):
         size += len(chunk)
         if size > limit:

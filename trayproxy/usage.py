@@ -67,8 +67,6 @@ class StreamWatcher:
 
     ``events`` counts data lines that start an event (a change in it means a real event, not a
     keep-alive comment). Only events that mention usage, an error or ``[DONE]`` are parsed.
-    ``finished`` says whether the stream has shown its end; one that closes without it was
-    cut short.
     """
 
     def __init__(self) -> None:
@@ -77,11 +75,16 @@ class StreamWatcher:
         self.usage: Usage | None = None
         self.error: str | None = None
         self.done = False
-        self._ended = False
+        # the last two runs of whole events: a stream's end is in them (read at the end only,
+        # not searched for in every chunk)
+        self._last = self._before = b""
 
     @property
     def finished(self) -> bool:
-        return self._ended or self.done or self.error is not None
+        """Whether the stream has shown its end; one that closes without it was cut short."""
+        if self.done or self.error is not None:
+            return True
+        return any(_ENDED.search(part) for part in (self._tail, self._last, self._before))
 
     def feed(self, chunk: bytes) -> None:
         data = self._tail + chunk if self._tail else chunk
@@ -92,8 +95,7 @@ class StreamWatcher:
             return
         complete = data[:end] if end < len(data) else data
         self.events += complete.count(b"\ndata:") + complete.startswith(b"data:")
-        if not self._ended and _ENDED.search(complete):
-            self._ended = True
+        self._before, self._last = self._last, complete
         handled = 0
         for at in find_all(complete, _WATCHED):
             if at < handled:
