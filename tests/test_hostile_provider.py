@@ -762,3 +762,54 @@ def test_a_typo_routed_by_prefix_gets_a_suggestion(hostile, proxy) -> None:
     assert ans.status == 404
     message = ans.error()["message"]
     assert "Did you mean" in message and "nvidia/kimi-k2-thinking" in message, message
+
+
+def test_an_empty_404_for_a_prefix_routed_typo_says_both_and_suggests(hostile, proxy) -> None:
+    """Some providers answer an unknown model with a bare, empty 404: the message names both
+    causes (no such endpoint, no such model) and still offers the nearest ids."""
+    fake = hostile(answer(404, b"", content_type=None))
+    models = (
+        '\n[models."nvidia/kimi-k2-thinking"]\nprovider = "nvidia"\n'
+        'model = "moonshotai/kimi-k2-thinking"\n'
+    )
+    server = proxy(config({"nvidia": fake.base_url}, models=models))
+    ans = chat(server.base_url, "nvidia/kimi-k2-thinkng")
+    assert ans.status == 404
+    message = ans.error()["message"]
+    assert "does not serve /chat/completions" in message, message
+    assert "no model 'kimi-k2-thinkng'" in message, message
+    assert "Did you mean 'nvidia/kimi-k2-thinking'" in message, message
+
+
+def test_an_error_that_is_a_json_list_passes_through(hostile, proxy) -> None:
+    """Gemini's OpenAI endpoint answers errors as a one-element list: still JSON, passed on."""
+    body = b'[{"error": {"code": 400, "message": "Invalid JSON payload", "status": "INVALID"}}]'
+    fake = hostile(answer(400, body))
+    server = proxy(config({"fake": fake.base_url}))
+    ans = chat(server.base_url)
+    assert (ans.status, ans.body) == (400, body)
+    settled(server.logbook)
+    assert server.logbook.recent(1)[0].to_dict()["error"] == "Invalid JSON payload"
+
+
+def test_a_huge_error_answer_is_not_read_whole(hostile, proxy) -> None:
+    """A 400 whose body is 8 MiB (an echo of a long request, say) is cut at 1 MiB: the client
+    gets a short JSON error naming the provider, quickly."""
+    fake = hostile(answer(400, b'{"error": {"message": "' + b"x" * (8 * MiB) + b'"}}'))
+    server = proxy(config({"fake": fake.base_url}))
+    ans = chat(server.base_url)
+    assert ans.status == 400
+    err = ans.error()
+    assert "'fake'" in err["message"] and "over 1024 KiB" in err["message"], err["message"]
+    assert len(ans.body) < 1000
+
+
+def test_a_provider_header_with_a_control_character_is_dropped(hostile, proxy) -> None:
+    """aiohttp's client accepts a header value holding a control character; its server would
+    refuse to send it on. trayproxy drops that header and answers normally."""
+    fake = hostile(answer(200, completion(), headers=[("X-Odd", "a\x01b"), ("X-Fine", "ok")]))
+    server = proxy(config({"fake": fake.base_url}))
+    for model in ("fake/m", "fake/m"):
+        ans = chat(server.base_url, model)
+        assert (ans.status, ans.body) == (200, completion())
+        assert "x-odd" not in ans.headers and ans.headers["x-fine"] == "ok"

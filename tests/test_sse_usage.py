@@ -79,6 +79,14 @@ def test_a_stream_is_finished_by_done_finish_reason_or_its_last_responses_event(
     )
     assert _watched(responses).finished
     assert _watched(b'data: {"error":{"message":"overloaded"}}\n\n').finished
+    assert _watched(CHUNK, b"data: [DONE]").finished  # the last blank line missing
+
+
+def test_a_providers_own_error_event_is_its_error_not_a_truncation() -> None:
+    responses = _watched(b'event: error\ndata: {"type":"error","code":"x","message":"boom"}\n\n')
+    mistral = _watched(CHUNK, b'data: {"object":"error","message":"Service unavailable"}\n\n')
+    assert (responses.error, responses.finished) == ("boom", True)
+    assert (mistral.error, mistral.finished) == ("Service unavailable", True)
 
 
 def test_a_stream_cut_short_is_not_finished() -> None:

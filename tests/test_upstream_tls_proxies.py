@@ -547,3 +547,72 @@ def test_proxy_settings_are_read_again_when_the_config_is_applied(
     assert chat(server.port) == (200, ANSWER)
     assert proxy.lines() == [f"POST {url}/v1/chat/completions HTTP/1.1"]
     assert len(provider.seen) == 2
+
+
+def test_a_proxy_that_never_answers_the_tunnel_is_connect_timeout(
+    monkeypatch: pytest.MonkeyPatch, background: Background
+) -> None:
+    """A proxy that takes the connection but never answers ``CONNECT``: the request ends
+    after the provider's ``connect_timeout``, not its ten-minute ``first_byte_timeout``."""
+    heard = threading.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        heard.set()
+        await reader.read()  # until trayproxy gives up and hangs up
+
+    via = background.serve(silent)
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{via.port}")
+    text = config_text("https://localhost:1").replace(
+        'api_key = "' + UPSTREAM_KEY + '"\n',
+        'api_key = "' + UPSTREAM_KEY + '"\nconnect_timeout = 0.5\n',
+        1,
+    )
+    server = ProxyServer(parse(text, file="silent-proxy.toml"))
+    server.start()
+    try:
+        started = time.monotonic()
+        status, body = chat(server.port)
+        took = time.monotonic() - started
+    finally:
+        server.stop(grace=1)
+    message = unreachable(status, body)
+    assert heard.is_set()
+    assert "connect_timeout" in message and "0.5 s" in message
+    assert took < 5, took
+
+
+def test_a_proxy_named_without_a_scheme_is_http(
+    monkeypatch: pytest.MonkeyPatch,
+    background: Background,
+    in_process: Callable[[str], ProxyServer],
+) -> None:
+    """``HTTP_PROXY=user:pass@host:port`` (no ``http://``), as many set it, works like
+    curl takes it: an HTTP proxy."""
+    provider, proxy = Provider(), ForwardProxy()
+    upstream = background.serve(provider.handle)
+    via = background.serve(proxy.handle)
+    monkeypatch.setenv("HTTP_PROXY", f"user:{PROXY_SECRET}@127.0.0.1:{via.port}")
+    server = in_process(f"http://127.0.0.1:{upstream.port}")
+    assert chat(server.port) == (200, ANSWER)
+    line, headers = proxy.seen[0]
+    assert line == f"POST http://127.0.0.1:{upstream.port}/v1/chat/completions HTTP/1.1"
+    assert [v for k, v in headers if k == "proxy-authorization"] == [basic("user", PROXY_SECRET)]
+
+
+def test_a_proxy_that_is_down_is_named_as_the_one_unreachable(
+    monkeypatch: pytest.MonkeyPatch,
+    background: Background,
+    in_process: Callable[[str], ProxyServer],
+) -> None:
+    """The proxy refuses connections: the message blames the proxy, not the provider's host,
+    and carries no credentials."""
+    upstream = background.serve(hang_up)
+    dead = free_port()
+    monkeypatch.setenv("HTTPS_PROXY", f"http://user:{PROXY_SECRET}@127.0.0.1:{dead}")
+    server = in_process(f"https://localhost:{upstream.port}")
+    status, body = chat(server.port)
+    message = unreachable(status, body)
+    assert f"proxy 127.0.0.1:{dead}" in message, message
+    assert upstream.connections == 0
+    assert_no_secrets(body.decode(), json.dumps(record(server)))

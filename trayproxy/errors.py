@@ -67,6 +67,15 @@ def error_message_from_body(body: bytes, limit: int = 500) -> str:
     except (ValueError, UnicodeDecodeError):
         text = body.decode("utf-8", "replace").strip()
         return text[:limit]
+    return error_message_from_json(data, limit)
+
+
+def error_message_from_json(data: Any, limit: int = 500) -> str:
+    """The human part of a decoded upstream error (an object, or a list holding one)."""
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        data = data[0]  # [{"error": {...}}], as Gemini's OpenAI endpoint answers
+    if isinstance(data, str):
+        return data[:limit]
     if isinstance(data, dict):
         err = data.get("error", data)
         if isinstance(err, dict):

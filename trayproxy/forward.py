@@ -30,6 +30,7 @@ from trayproxy.state import ProxyState
 from trayproxy.usage import StreamWatcher, usage_from_body
 
 _JSON_LIMIT_FOR_USAGE = 32 * 1024 * 1024
+_ERROR_LIMIT = 1024 * 1024  # a provider's error answer is read up to this
 T = TypeVar("T")
 
 
@@ -191,19 +192,20 @@ async def _attempt(
             provider.first_byte_timeout,
         )
     except provider_client.CLIENT_ERRORS as exc:
-        reason = provider_client.unreachable_reason(exc)
+        reason = provider_client.unreachable_reason(exc, provider.connect_timeout)
         if reason is not None:
             return Failure(
                 502,
                 state.redact(f"Cannot reach provider '{name}' at {_origin(up.url)}: {reason}"),
                 "upstream_unreachable",
             )
+        if not provider_client.sent(exc):
+            why = provider_client.unsent_reason(exc)
+            message = f"Cannot send the request to provider '{name}': {why}"
+            return Failure(502, state.redact(message), "upstream_error")
         why = provider_client.broken_answer_reason(exc)
-        return Failure(
-            502,
-            state.redact(f"Provider '{name}' {why}. The request was sent once, not repeated."),
-            "upstream_error",
-        )
+        message = f"Provider '{name}' {why}. The request was sent once; it is not repeated."
+        return Failure(502, state.redact(message), "upstream_error")
     except asyncio.TimeoutError:
         return Failure(
             504,
@@ -279,65 +281,29 @@ async def _answer(
             request, state, resp, draft, provider, exchange.stream_rewriter(), retried=retried
         )
     draft.mark_first_byte()  # a JSON answer starts with its status line and headers
-    limit = config.server.max_answer_bytes
+    failed = status >= 400  # an error is a few lines: more is not read (nor redacted, parsed)
+    limit = _ERROR_LIMIT if failed else config.server.max_answer_bytes
+    data: bytes | None
     try:
         data = await _read_whole(resp, provider.idle_timeout, limit)
     except asyncio.TimeoutError:
         return Failure(504, f"Provider '{name}' stopped sending its answer.", "upstream_timeout")
     except _AnswerTooLarge:
-        return Failure(
-            502,
-            f"Provider '{name}' sent an answer larger than {config.server.max_answer_mb} MiB "
-            "(decompressed); trayproxy stopped reading it. Raise [server] max_answer_mb in "
-            "config.toml if such answers are expected.",
-            "upstream_answer_too_large",
-        )
+        if failed:
+            data = None
+        else:
+            return Failure(
+                502,
+                f"Provider '{name}' sent an answer larger than {config.server.max_answer_mb} "
+                "MiB (decompressed); trayproxy stopped reading it. Raise [server] "
+                "max_answer_mb in config.toml if such answers are expected.",
+                "upstream_answer_too_large",
+            )
     except provider_client.CLIENT_ERRORS as exc:
         why = provider_client.broken_answer_reason(exc)
         return Failure(502, state.redact(f"Provider '{name}' {why}."), "upstream_error")
-    if status in (401, 403):
-        detail = state.redact(error_message_from_body(data))
-        draft.error_body = state.redact(data[:4096].decode("utf-8", "replace"))
-        return _final_error(
-            draft,
-            502,
-            f"Provider '{name}' rejected trayproxy's key for it ({status}: {detail}). Check "
-            f"api_key under [providers.{name}] in config.toml; your editor's key is not used.",
-            "upstream_auth_failed",
-            retried,
-        )
-    if status >= 400:
-        data = state.redact_bytes(data)
-        said = provider_errors.explain(
-            status,
-            data,
-            ctype,
-            provider=name,
-            endpoint=endpoint,
-            client_model=route.client_model,
-            upstream_model=route.upstream_model,
-            by_prefix=route.rule == PROVIDER_PREFIX,
-            suggestions=(
-                suggest(config, route.client_model) if route.rule == PROVIDER_PREFIX else []
-            ),
-        )
-        headers = dict(upstream.response_headers(resp.headers.items()))
-        headers.pop("Content-Type", None)
-        headers["x-trayproxy-provider"] = name
-        if status == 429 or status >= 500:
-            wait = _retry_after(resp.headers)
-            if status == 429 and wait:
-                state.cooldowns[name] = time.monotonic() + wait
-            code = said.code or f"upstream_{status}"
-            return Failure(status, said.message, code, headers, said.body)
-        draft.status = status
-        draft.error = said.message
-        draft.error_body = data[:4096].decode("utf-8", "replace")
-        if retried:
-            headers["x-should-retry"] = "false"
-        out = web.Response(status=status, body=said.body, headers=headers)
-        out.content_type = "application/json"
-        return out
+    if data is None or failed:
+        return _provider_error(state, config, resp, route, endpoint, draft, data, retried)
     draft.status = status
     if len(data) <= _JSON_LIMIT_FOR_USAGE:
         found = usage_from_body(data)
@@ -347,6 +313,67 @@ async def _answer(
         data = exchange.rewrite_body(data)
     out = web.Response(status=status, body=data)
     _copy_headers(resp, out, name, retried)
+    return out
+
+
+def _provider_error(
+    state: ProxyState,
+    config: Config,
+    resp: aiohttp.ClientResponse,
+    route: Route,
+    endpoint: str,
+    draft: RecordDraft,
+    data: bytes | None,  # None: longer than _ERROR_LIMIT, not read whole
+    retried: bool,
+) -> web.Response | Failure:
+    """A provider's error answer (status >= 400) as the client sees it: 401/403 as trayproxy's
+    own key problem, 429 and 5xx as a failed attempt (the next route may answer), other 4xx
+    passed on. ``provider_errors`` words the body."""
+    name = route.provider.name
+    status = resp.status
+    if status in (401, 403):
+        detail = state.redact(error_message_from_body(data or b""))
+        draft.error_body = state.redact((data or b"")[:4096].decode("utf-8", "replace"))
+        return _final_error(
+            draft,
+            502,
+            f"Provider '{name}' rejected trayproxy's key for it ({status}: {detail}). Check "
+            f"api_key under [providers.{name}] in config.toml; your editor's key is not used.",
+            "upstream_auth_failed",
+            retried,
+        )
+    if data is None:
+        said = provider_errors.too_long(status, name, _ERROR_LIMIT)
+        data = b""
+    else:
+        data = state.redact_bytes(data)
+        by_prefix = route.rule == PROVIDER_PREFIX
+        said = provider_errors.explain(
+            status,
+            data,
+            resp.headers.get("Content-Type", ""),
+            provider=name,
+            endpoint=endpoint,
+            client_model=route.client_model,
+            upstream_model=route.upstream_model,
+            by_prefix=by_prefix,
+            suggestions=suggest(config, route.client_model) if by_prefix else [],
+        )
+    headers = dict(upstream.response_headers(resp.headers.items()))
+    headers.pop("Content-Type", None)
+    headers["x-trayproxy-provider"] = name
+    if status == 429 or status >= 500:
+        wait = _retry_after(resp.headers)
+        if status == 429 and wait:
+            state.cooldowns[name] = time.monotonic() + wait
+        return Failure(status, said.message, said.code or f"upstream_{status}", headers, said.body)
+    draft.status = status
+    draft.error = said.message
+    draft.error_body = data[:4096].decode("utf-8", "replace")
+    if retried:
+        headers["x-should-retry"] = "false"
+    out = web.Response(status=status, body=said.body, headers=headers)
+    out.content_type = "application/json"
     return out
 
 

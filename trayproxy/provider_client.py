@@ -17,6 +17,7 @@ words a user sees when a provider cannot be reached or answers something that is
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 
 import aiohttp
@@ -56,11 +57,15 @@ _timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
 
 def timeout(connect: float) -> aiohttp.ClientTimeout:
-    """A request's timeouts: ``connect`` for the TCP (and TLS) connection only. Waiting for
-    the status line is the relay's ``first_byte_timeout``, the body its ``idle_timeout``."""
+    """A request's timeouts: ``connect`` for getting a connection: the name lookup, TCP and
+    TLS, a proxy's answer to ``CONNECT``, and a wait for a free connection (which only a
+    request beyond ``PER_HOST`` at once to one provider has). Waiting for the status line is
+    the relay's ``first_byte_timeout``, reading the body its ``idle_timeout``."""
     found = _timeouts.get(connect)
     if found is None:
-        found = _timeouts[connect] = aiohttp.ClientTimeout(total=None, sock_connect=connect)
+        found = _timeouts[connect] = aiohttp.ClientTimeout(
+            total=None, connect=connect, sock_connect=connect
+        )
     return found
 
 
@@ -77,9 +82,11 @@ def proxy_problem(proxy: str | None) -> str | None:
     return UNSUPPORTED_PROXY.format(scheme=scheme)
 
 
-def unreachable_reason(exc: BaseException) -> str | None:
+def unreachable_reason(exc: BaseException, connect_timeout: float) -> str | None:
     """Why no connection could be made (refused, unresolvable, TLS, proxy), or None when
     ``exc`` happened after the request may have reached the provider."""
+    if isinstance(exc, aiohttp.ClientProxyConnectionError):
+        return f"cannot reach the proxy {exc.host}:{exc.port}: {_os_reason(exc.os_error)}"
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         cert = exc.certificate_error
         detail = getattr(cert, "verify_message", None) or str(cert)
@@ -87,13 +94,32 @@ def unreachable_reason(exc: BaseException) -> str | None:
     if isinstance(exc, aiohttp.ClientHttpProxyError):
         return f"the proxy refused the tunnel: {exc.status} {exc.message}"[:300]
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return "no connection in time (connect_timeout)"
+        return f"no connection within {connect_timeout:g} s (connect_timeout)"
     if isinstance(exc, aiohttp.ClientConnectorError):
-        os_error = exc.os_error
-        if isinstance(os_error, ssl.SSLError):
-            return f"TLS failed: {os_error.reason or os_error}"
-        return os_error.strerror or str(os_error) or type(os_error).__name__
+        return _os_reason(exc.os_error)
     return None
+
+
+def _os_reason(os_error: OSError) -> str:
+    if isinstance(os_error, ssl.SSLError):
+        return f"TLS failed: {os_error.reason or os_error}"
+    return os_error.strerror or str(os_error) or type(os_error).__name__
+
+
+# Errors that can only happen once the request was (at least partly) written out.
+_AFTER_SENDING = (
+    aiohttp.ServerDisconnectedError,
+    aiohttp.ClientPayloadError,
+    aiohttp.ClientResponseError,
+    aiohttp.ClientOSError,
+    ConnectionError,
+    asyncio.IncompleteReadError,
+)
+
+
+def sent(exc: BaseException) -> bool:
+    """Whether the request may have reached the provider before ``exc``."""
+    return isinstance(exc, _AFTER_SENDING)
 
 
 def broken_answer_reason(exc: BaseException) -> str:
@@ -109,9 +135,18 @@ def broken_answer_reason(exc: BaseException) -> str:
     return f"failed ({_short(exc)})"
 
 
+def unsent_reason(exc: BaseException) -> str:
+    """Why a request could not go out at all (a bad URL, a closed session): words for a user."""
+    return _short(exc)
+
+
+_USERINFO = re.compile(r"//[^/@\s]*@")
+
+
 def _short(exc: BaseException) -> str:
+    """The exception's text, short, with any credentials in a URL (a proxy's) taken out."""
     text = exc.message if isinstance(exc, aiohttp.ClientResponseError) else str(exc)
-    text = text.strip() or type(exc).__name__
+    text = _USERINFO.sub("//", text.strip()) or type(exc).__name__
     return text if len(text) <= 200 else text[:200] + "…"
 
 

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from trayproxy.errors import error_body, error_message_from_body
+from trayproxy.errors import error_body, error_message_from_json
 
 EXCERPT_CHARS = 200
 
@@ -72,11 +72,20 @@ def _looks_html(data: bytes, content_type: str) -> bool:
     return "html" in content_type.lower() or data.lstrip()[:1] == b"<"
 
 
-def json_object(data: bytes) -> dict[str, Any] | None:
+_NOT_JSON = object()
+
+
+def _decoded(data: bytes) -> Any:
     try:
-        found = json.loads(data)
+        return json.loads(data)
     except (ValueError, UnicodeDecodeError):
-        return None
+        return _NOT_JSON
+
+
+def _error_object(found: Any) -> dict[str, Any] | None:
+    """The error object in a decoded answer: the answer itself, or the first of a list."""
+    if isinstance(found, list) and found and isinstance(found[0], dict):
+        found = found[0]
     return found if isinstance(found, dict) else None
 
 
@@ -88,25 +97,24 @@ def _code(obj: dict[str, Any] | None) -> str:
     return code if isinstance(code, str) else ""
 
 
-def endpoint_missing(status: int, data: bytes, obj: dict[str, Any] | None) -> bool:
-    """A 404 that says the path is unknown (not that a model is)."""
-    if status != 404:
+def _endpoint_missing(status: int, said: str, obj: dict[str, Any] | None) -> bool:
+    """A 404 whose words say the path is unknown (not that a model is)."""
+    if status != 404 or _code(obj) == "model_not_found":
         return False
-    if not data.strip():
-        return True
-    text = error_message_from_body(data) if obj is not None else excerpt(data)
-    if obj is not None and _code(obj) == "model_not_found":
-        return False
-    return bool(_NO_ROUTE.search(text)) and not _NO_MODEL.search(text)
+    return bool(_NO_ROUTE.search(said)) and not _NO_MODEL.search(said)
 
 
-def model_missing(status: int, data: bytes, obj: dict[str, Any] | None) -> bool:
+def _model_missing(status: int, said: str, obj: dict[str, Any] | None) -> bool:
     """The provider says the model does not exist (or the key has no access to it)."""
     if status not in (400, 404, 422) or obj is None:
         return False
-    if _code(obj) in ("model_not_found", "invalid_model"):
-        return True
-    return bool(_NO_MODEL.search(error_message_from_body(data)))
+    return _code(obj) in ("model_not_found", "invalid_model") or bool(_NO_MODEL.search(said))
+
+
+def _did_you_mean(suggestions: list[str]) -> str:
+    if not suggestions:
+        return ""
+    return " Did you mean " + ", ".join(f"'{s}'" for s in suggestions) + "?"
 
 
 def explain(
@@ -122,39 +130,53 @@ def explain(
     suggestions: list[str],
 ) -> ClientError:
     """The error the client sees for a provider's ``status`` answer ``data`` (>= 400)."""
-    obj = json_object(data)
-    if endpoint_missing(status, data, obj):
-        said = excerpt(data, content_type) if data.strip() else "an empty body"
+    found = _decoded(data) if data.strip() else _NOT_JSON
+    obj = _error_object(found)
+    said = excerpt(data, content_type) if found is _NOT_JSON else error_message_from_json(found)
+    if status == 404 and not data.strip():
+        # Some providers answer an unknown model this way too: say both.
+        message = (
+            f"Provider '{provider}' answered 404 with an empty body: it does not serve "
+            f"/{endpoint}, or has no model '{upstream_model}'."
+        )
+        if by_prefix:
+            message += _did_you_mean(suggestions)
+        return _made(status, message, "not_found")
+    if _endpoint_missing(status, said, obj):
         message = (
             f"Provider '{provider}' does not serve /{endpoint}: it answered 404 ({said}). "
             "Use an endpoint it serves, or map this id to another provider."
         )
         return _made(status, message, "endpoint_not_served")
-    if model_missing(status, data, obj):
-        said = error_message_from_body(data)
+    if _model_missing(status, said, obj):
         if by_prefix:
             message = (
                 f"{said} (provider '{provider}' has no model '{upstream_model}': "
                 f"'{client_model}' is not in trayproxy's config and went there by its "
-                f"prefix '{provider}/'."
+                f"prefix '{provider}/'.{_did_you_mean(suggestions)})"
             )
-            if suggestions:
-                message += " Did you mean " + ", ".join(f"'{s}'" for s in suggestions) + "?"
-            message += ")"
         else:
             message = (
                 f"{said} (trayproxy maps '{client_model}' to '{upstream_model}' at provider "
                 f"'{provider}': check model under [models.\"{client_model}\"] in config.toml.)"
             )
         return _made(status, message, "model_not_found", param="model")
-    if obj is not None:
-        return ClientError(data, error_message_from_body(data), _code(obj) or None)
+    if found is not _NOT_JSON:
+        return ClientError(data, said, _code(obj) or None)
     if data.strip():
-        said = excerpt(data, content_type)
         kind = "an HTML page" if _looks_html(data, content_type) else "text"
         message = f"Provider '{provider}' answered {status} with {kind}, not JSON: {said}"
     else:
         message = f"Provider '{provider}' answered {status} with an empty body."
+    return _made(status, message, f"upstream_{status}")
+
+
+def too_long(status: int, provider: str, limit: int) -> ClientError:
+    """An error answer too long to read whole (an error is a few lines; this is not one)."""
+    message = (
+        f"Provider '{provider}' answered {status} with an error body over "
+        f"{limit // 1024} KiB; trayproxy did not read it all."
+    )
     return _made(status, message, f"upstream_{status}")
 
 

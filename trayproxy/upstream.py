@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -101,6 +102,8 @@ def system_proxy(url: str) -> str | None:
     proxy = urllib.request.getproxies().get(parts.scheme)
     if proxy and parts.hostname and urllib.request.proxy_bypass(parts.hostname):
         proxy = None
+    if proxy and "://" not in proxy:  # HTTPS_PROXY=proxy.corp:3128 means http:// to it
+        proxy = "http://" + proxy
     return proxy or None
 
 
@@ -157,11 +160,17 @@ def build(
     )
 
 
+# A character that a header value must not carry (tab is allowed). aiohttp's client reads
+# such values; its server refuses to write them, so they are dropped here.
+_UNSENDABLE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
 def response_headers(upstream: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     """The upstream response headers the client may see.
 
     Drops hop-by-hop headers (and any that ``Connection`` names), framing and encoding
-    (recomputed here), cookies, and the provider's CORS grants (trayproxy decides those).
+    (recomputed here), cookies, the provider's CORS grants (trayproxy decides those), and
+    any header holding a control character.
     """
     items = list(upstream)
     named = {
@@ -176,4 +185,5 @@ def response_headers(upstream: Iterable[tuple[str, str]]) -> list[tuple[str, str
         if (low := k.lower()) not in DROPPED_RESPONSE_HEADERS
         and low not in named
         and not low.startswith("access-control-")
+        and not _UNSENDABLE.search(v)
     ]

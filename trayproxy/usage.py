@@ -58,7 +58,8 @@ _WATCHED = (b'"usage"', b'"error"', b"[DONE]")
 # Completions), or the Responses API's last event. ``[DONE]`` and an error event count too.
 _ENDED = re.compile(
     rb'"finish_reason"\s*:\s*"|"stop_reason"\s*:\s*"'
-    rb"|response\.(?:completed|incomplete|failed)\b"
+    rb"|response\.(?:completed|incomplete|failed)\b|^data: ?\[DONE\]",
+    re.MULTILINE,
 )
 
 
@@ -114,7 +115,11 @@ class StreamWatcher:
         found = usage_from_obj(obj)
         if found is not None:
             self.usage = found
-        err = obj.get("error") if isinstance(obj, dict) else None
+        if not isinstance(obj, dict):
+            return
+        err = obj.get("error")
+        if not err and "error" in (obj.get("type"), obj.get("object")):
+            err = obj  # {"type": "error", ...} (Responses), {"object": "error", ...} (Mistral)
         if err:
             msg = err.get("message") if isinstance(err, dict) else err
-            self.error = str(msg)[:500]
+            self.error = str(msg or err)[:500]
