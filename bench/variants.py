@@ -42,7 +42,8 @@ def serve_variant(config: str, flags: set[str]) -> int:
     """`trayproxy serve` with the named pieces replaced by nothing (run in a child)."""
     import logging
 
-    from trayproxy import cli, history, logbook
+    from trayproxy import cli
+    from trayproxy.records import history, logbook
 
     if "uvloop" in flags:
         import uvloop

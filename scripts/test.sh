@@ -58,6 +58,8 @@ npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+# The house's layers (contracts in pyproject.toml): arrows point down only.
+.venv/bin/lint-imports
 # The Linux double-click bundle, for tests/test_bundle.py (about 1.5 min; skip it with
 # TRAYPROXY_SKIP_BUNDLE_TESTS=1).
 if [ "${TRAYPROXY_SKIP_BUNDLE_TESTS:-0}" != "1" ] && [ "$(uname -s)" = "Linux" ]; then

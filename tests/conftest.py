@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.fake_upstream import FakeUpstream
-from trayproxy.config import parse
-from trayproxy.server import ProxyServer
+from trayproxy.config.parse import parse
+from trayproxy.server.proxy_server import ProxyServer
 
 UPSTREAM_KEY = "sk-tp-9f3Kq7Zx2LmW8vR4hJ6c"
 CLIENT_KEY = "client-key-should-not-travel"

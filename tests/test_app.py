@@ -14,11 +14,11 @@ import openai
 import pytest
 
 from tests.conftest import config_text, free_port, http
-from trayproxy import menu
-from trayproxy.app import App, Notice, describe_change
-from trayproxy.config import parse
-from trayproxy.instance import InstanceLock
-from trayproxy.paths import app_paths
+from trayproxy.config.parse import parse
+from trayproxy.config.paths import app_paths
+from trayproxy.desktop import menu
+from trayproxy.desktop.app import App, Notice, describe_change
+from trayproxy.desktop.instance import InstanceLock
 
 
 class Desktop:
@@ -388,7 +388,8 @@ def test_lock_is_released_when_the_holder_dies(tmp_path: Path) -> None:
     import sys
 
     code = (
-        "import sys, time; from pathlib import Path; from trayproxy.instance import InstanceLock;"
+        "import sys, time; from pathlib import Path;"
+        "from trayproxy.desktop.instance import InstanceLock;"
         f"lock = InstanceLock(Path({str(tmp_path)!r})); assert lock.acquire(); print('held');"
         "sys.stdout.flush(); time.sleep(30)"
     )

@@ -6,9 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from trayproxy import paths
-from trayproxy.config import ConfigError, ensure_config_file, load_file, parse, template_text
-from trayproxy.secret import Secret
+from trayproxy.config import paths
+from trayproxy.config.parse import (
+    ConfigError,
+    ensure_config_file,
+    load_file,
+    parse,
+    template_text,
+)
+from trayproxy.core.secret import Secret
 
 SEED = """\
 [server]

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import config_text, http
-from trayproxy.config import parse
-from trayproxy.server import ProxyServer
+from trayproxy.config.parse import parse
+from trayproxy.server.proxy_server import ProxyServer
 
 JS_DIR = Path(__file__).parent / "js"
 EXTRA = """

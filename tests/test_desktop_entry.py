@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from trayproxy import autostart, desktop_entry
-from trayproxy.launcher import desktop_exec, launch_command
+from trayproxy.desktop import autostart, desktop_entry
+from trayproxy.desktop.launcher import desktop_exec, launch_command
 
 
 def validate(path: Path) -> None:

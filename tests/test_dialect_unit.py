@@ -6,9 +6,16 @@ import json
 
 import pytest
 
-from trayproxy import dialect
-from trayproxy.config import ConfigError, parse
-from trayproxy.routing import resolve
+from trayproxy.config.parse import ConfigError, parse
+from trayproxy.providers import dialect
+from trayproxy.routing.resolve import Route, resolve
+
+
+def prepare(route: Route, endpoint: str, body: dict, memory: dialect.ReasoningMemory | None):
+    """``dialect.prepare`` for a route, as the gateway calls it."""
+    return dialect.prepare(
+        route.provider.profile, endpoint, body, memory, max_output_tokens=route.max_output_tokens
+    )
 
 
 def route_for(profile: str, extra: str = "", max_output: int | None = None):
@@ -49,7 +56,7 @@ STREAM = (
 
 
 def rewrite(data: bytes, pieces: list[bytes], strip_usage: bool) -> tuple[bytes, dialect.Exchange]:
-    _, ex = dialect.prepare(route_for("openai"), "chat/completions", {"messages": []}, None)
+    _, ex = prepare(route_for("openai"), "chat/completions", {"messages": []}, None)
     ex.strip_usage = strip_usage
     rw = ex.stream_rewriter()
     assert rw is not None
@@ -94,9 +101,7 @@ def test_prepare_never_changes_the_clients_body() -> None:
         ],
     }
     before = json.dumps(body, sort_keys=True)
-    sent, ex = dialect.prepare(
-        route_for("mistral", max_output=4096), "chat/completions", body, None
-    )
+    sent, ex = prepare(route_for("mistral", max_output=4096), "chat/completions", body, None)
     assert json.dumps(body, sort_keys=True) == before
     assert sent["max_tokens"] == 4096 and "max_completion_tokens" not in sent
     assert "store" not in sent and "stream_options" not in sent
@@ -167,14 +172,14 @@ def test_overrides_and_errors_in_config() -> None:
     ],
 )
 def test_profile_inferred_from_the_base_url(url: str, name: str) -> None:
-    from trayproxy.profiles import infer
+    from trayproxy.providers.profiles import infer
 
     assert infer(url) == name
 
 
 def test_usage_is_not_asked_for_where_stream_options_is_refused() -> None:
     route = route_for("groq", 'drop_params = ["stream_options"]')
-    sent, ex = dialect.prepare(route, "chat/completions", {"stream": True, "messages": []}, None)
+    sent, ex = prepare(route, "chat/completions", {"stream": True, "messages": []}, None)
     assert "stream_options" not in sent and not ex.strip_usage
     assert not any("usage" in note for note in ex.notes)
 
@@ -191,7 +196,7 @@ def test_repeated_tool_call_ids_get_their_own_reasoning_back() -> None:
     route = route_for("nvidia")
 
     def answer(thinking: str, path: str) -> dict:
-        _, ex = dialect.prepare(route, "chat/completions", {"messages": []}, memory)
+        _, ex = prepare(route, "chat/completions", {"messages": []}, memory)
         rw = ex.stream_rewriter()
         assert rw is not None
         call = {"index": 0, "id": "functions.read_file:0", "type": "function"}
@@ -220,6 +225,6 @@ def test_repeated_tool_call_ids_get_their_own_reasoning_back() -> None:
     second = answer("about b", '{"path":"b"}')
     history = [first, {"role": "tool", "tool_call_id": "functions.read_file:0", "content": "A"}]
     history += [second, {"role": "tool", "tool_call_id": "functions.read_file:0", "content": "B"}]
-    sent, ex = dialect.prepare(route, "chat/completions", {"messages": history}, memory)
+    sent, ex = prepare(route, "chat/completions", {"messages": history}, memory)
     assert [m.get("reasoning_content") for m in sent["messages"][::2]] == ["about a", "about b"]
     assert "reasoning_content restored for 2 turns" in ex.notes

@@ -23,8 +23,8 @@ from tests.dialect_upstream import (
     thoughts,
 )
 from tests.test_continue_client import JS_DIR, node_executable
-from trayproxy.config import parse
-from trayproxy.server import ProxyServer
+from trayproxy.config.parse import parse
+from trayproxy.server.proxy_server import ProxyServer
 
 AGENT = JS_DIR / "continue_agent.mjs"
 

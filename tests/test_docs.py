@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from trayproxy import config
 from trayproxy.cli import COMMANDS, build_parser
+from trayproxy.config import parse as config
 
 ROOT = Path(__file__).parent.parent
 CONFIG_DOC = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")

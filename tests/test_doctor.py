@@ -11,8 +11,8 @@ import pytest
 from tests.conftest import http
 from tests.dialect_upstream import GOOD_KEY, DialectUpstream
 from tests.test_cli import run
-from trayproxy.config import parse
-from trayproxy.server import ProxyServer
+from trayproxy.config.parse import parse
+from trayproxy.server.proxy_server import ProxyServer
 
 BAD_KEY = "sk-dialect-wrong-key-9876543210"
 

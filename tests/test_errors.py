@@ -10,8 +10,8 @@ import openai
 import pytest
 
 from tests.conftest import CLIENT_KEY, Proxy, config_text, http, post_json, settled
-from trayproxy.config import parse
-from trayproxy.server import PortInUseError, ProxyServer
+from trayproxy.config.parse import parse
+from trayproxy.server.proxy_server import PortInUseError, ProxyServer
 
 CHAT = {"model": "nvidia/kimi-k2-thinking", "messages": [{"role": "user", "content": "hi"}]}
 

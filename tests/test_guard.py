@@ -7,9 +7,9 @@ import json
 import pytest
 
 from tests.conftest import Proxy, config_text, http
-from trayproxy.config import ConfigError, parse
-from trayproxy.guard import host_allowed, origin_allowed, split_host
-from trayproxy.server import ProxyServer
+from trayproxy.config.parse import ConfigError, parse
+from trayproxy.gateway.guard import host_allowed, origin_allowed, split_host
+from trayproxy.server.proxy_server import ProxyServer
 
 CHAT = json.dumps({"model": "nvidia/kimi-k2-thinking", "messages": []}).encode()
 JSON = {"Content-Type": "application/json"}

@@ -14,10 +14,10 @@ import openai
 import pytest
 
 from tests.conftest import CLIENT_KEY, UPSTREAM_KEY, config_text, http, post_json, settled
-from trayproxy.app import App
-from trayproxy.config import ConfigError, parse
-from trayproxy.paths import app_paths
-from trayproxy.server import ProxyServer, ServerError
+from trayproxy.config.parse import ConfigError, parse
+from trayproxy.config.paths import app_paths
+from trayproxy.desktop.app import App
+from trayproxy.server.proxy_server import ProxyServer, ServerError
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 TOKEN = "tp-client-token-0123456789abcdef"
@@ -218,7 +218,7 @@ def test_keyring_without_a_backend_is_a_clear_error() -> None:
 
 
 def test_config_readable_by_others_is_warned_about(tmp_path: Path) -> None:
-    from trayproxy.config import permission_warning
+    from trayproxy.config.parse import permission_warning
 
     path = tmp_path / "config.toml"
     path.write_text("")

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import UPSTREAM_KEY, config_text, http, post_json
-from trayproxy import history
-from trayproxy.app import App
-from trayproxy.history import History
-from trayproxy.logbook import RecordDraft
-from trayproxy.paths import app_paths
+from trayproxy.config.paths import app_paths
+from trayproxy.desktop.app import App
+from trayproxy.records import history
+from trayproxy.records.history import History
+from trayproxy.records.logbook import RecordDraft
 
 
 def draft(model: str = "m", status: int = 200, when: float | None = None, **kw) -> RecordDraft:

@@ -44,9 +44,9 @@ from tests.hostile_provider import (
     head,
     raw,
 )
-from trayproxy.config import parse
-from trayproxy.provider_client import KEEPALIVE_S
-from trayproxy.server import ProxyServer
+from trayproxy.config.parse import parse
+from trayproxy.gateway.provider_client import KEEPALIVE_S
+from trayproxy.server.proxy_server import ProxyServer
 
 MiB = 1024 * 1024
 MESSAGES = [{"role": "user", "content": "hi"}]

@@ -24,7 +24,7 @@ def test_install_script(tmp_path: Path) -> None:
     link = home / ".local" / "bin" / "trayproxy"
     assert "Installed trayproxy " in result.stdout and str(link) in result.stdout
     out = subprocess.run(
-        [str(link), "check", "--config", str(ROOT / "trayproxy" / "template.toml")],
+        [str(link), "check", "--config", str(ROOT / "trayproxy" / "config" / "template.toml")],
         env=env,
         capture_output=True,
         text=True,

@@ -13,8 +13,8 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from tests.browser import chromium
 from tests.conftest import config_text, post_json
 from tests.desktop import ARTIFACTS
-from trayproxy.app import App
-from trayproxy.paths import app_paths
+from trayproxy.config.paths import app_paths
+from trayproxy.desktop.app import App
 
 HOSTILE = '<img src=x onerror="window.__xss=1">'
 pytestmark = pytest.mark.timeout(120)

@@ -10,8 +10,8 @@ import urllib.request
 import pytest
 
 from tests.conftest import Proxy, config_text, http, post_json, settled
-from trayproxy.config import parse
-from trayproxy.server import ProxyServer
+from trayproxy.config.parse import parse
+from trayproxy.server.proxy_server import ProxyServer
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 

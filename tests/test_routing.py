@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from trayproxy.config import parse
-from trayproxy.routing import EXACT, PROVIDER_PREFIX, UnknownModelError, resolve
+from trayproxy.config.parse import parse
+from trayproxy.routing.resolve import EXACT, PROVIDER_PREFIX, UnknownModelError, resolve
 
 TEXT = """
 [providers.nvidia]

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import json
 
-from trayproxy.sse import SSEParser
-from trayproxy.usage import StreamWatcher, Usage, usage_from_body
+from trayproxy.core.sse import SSEParser
+from trayproxy.core.usage import StreamWatcher, Usage, usage_from_body
 
 STREAM = (
     b": ping\n\n"

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from trayproxy.threads import BACKGROUND_NICENESS, yield_cpu_to_serving
+from trayproxy.core.threads import BACKGROUND_NICENESS, yield_cpu_to_serving
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread priorities: Linux")

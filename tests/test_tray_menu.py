@@ -17,10 +17,10 @@ import pystray
 from PIL import Image
 
 from tests.test_app import Desktop
-from trayproxy import tray as tray_module
-from trayproxy.app import App
-from trayproxy.assets_path import ERROR_ICON, ICON, asset
-from trayproxy.paths import app_paths
+from trayproxy.config.paths import app_paths
+from trayproxy.desktop import tray as tray_module
+from trayproxy.desktop.app import App
+from trayproxy.desktop.icons import ERROR_ICON, ICON, asset
 
 ROOT = Path(__file__).parent.parent
 
@@ -173,7 +173,7 @@ def test_assets_ship_in_the_wheel_and_are_found_when_installed(tmp_path: Path) -
     names = zipfile.ZipFile(wheel).namelist()
     for name in ("trayproxy.png", "trayproxy-error.png", "trayproxy.ico", "trayproxy.icns"):
         assert f"trayproxy/assets/{name}" in names
-    assert "trayproxy/template.toml" in names and "trayproxy/web/app.js" in names
+    assert "trayproxy/config/template.toml" in names and "trayproxy/page/web/app.js" in names
     site = tmp_path / "site"
     subprocess.run(
         [
@@ -192,7 +192,7 @@ def test_assets_ship_in_the_wheel_and_are_found_when_installed(tmp_path: Path) -
         timeout=300,
     )
     code = (
-        "import trayproxy, trayproxy.assets_path as a, trayproxy.config as c;"
+        "import trayproxy, trayproxy.desktop.icons as a, trayproxy.config.parse as c;"
         "print(trayproxy.__file__);"
         "print(a.asset('trayproxy.png').is_file(), a.asset('trayproxy-error.png').is_file());"
         "print('[providers.nvidia]' in c.template_text())"

@@ -28,8 +28,8 @@ import pytest
 import trustme
 
 from tests.conftest import CLIENT_KEY, UPSTREAM_KEY, config_text, free_port, settled
-from trayproxy.config import parse
-from trayproxy.server import ProxyServer
+from trayproxy.config.parse import parse
+from trayproxy.server.proxy_server import ProxyServer
 
 T = TypeVar("T")
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]

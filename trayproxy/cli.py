@@ -10,19 +10,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from trayproxy import __version__
-from trayproxy.app import App, Overrides
-from trayproxy.config import Config, ConfigError, load_file, permission_warning
-from trayproxy.instance import InstanceLock
-from trayproxy.logsink import (
+from trayproxy.config.parse import Config, ConfigError, load_file, permission_warning
+from trayproxy.config.paths import app_paths, config_path
+from trayproxy.core.table import render_table
+from trayproxy.desktop.app import App, Overrides
+from trayproxy.desktop.instance import InstanceLock
+from trayproxy.records.logfile import (
     BatchedFileHandler,
     BatchedStreamHandler,
     CachedTimeFormatter,
     lighten_records,
     route_request_lines,
 )
-from trayproxy.paths import app_paths, config_path
-from trayproxy.server import format_host
-from trayproxy.table import render_table
+from trayproxy.server.proxy_server import format_host
 
 log = logging.getLogger("trayproxy")
 
@@ -142,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(config_path(args.config))
         return 0
     if command == "logs":
-        from trayproxy.report import cmd_logs
+        from trayproxy.records.terminal import cmd_logs
 
         return cmd_logs(app_paths().data_dir / "history.db", args.lines, args.follow)
     if command == "continue-config":
@@ -154,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "autostart":
         return cmd_autostart(args.state)
     if command == "usage":
-        from trayproxy.report import cmd_usage
+        from trayproxy.records.terminal import cmd_usage
 
         return cmd_usage(app_paths().data_dir / "history.db", args.days)
     return cmd_serve(args, with_tray=with_tray)
@@ -256,7 +256,7 @@ def cmd_check(override: str | None) -> int:
 
 def setup_logging(verbose: bool = False, log_dir: Path | None = None) -> None:
     """Log to stderr (when there is one) and to a rotating file in the log folder, in
-    batches written off the request path (logsink.py)."""
+    batches written off the request path (records/logfile.py)."""
     lighten_records()
     fmt = CachedTimeFormatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S")
     handlers: list[logging.Handler] = []
@@ -311,7 +311,7 @@ def cmd_serve(args: argparse.Namespace, *, with_tray: bool) -> int:
                 app.server.host,
             )
         if with_tray and not app.quit_requested.is_set():
-            from trayproxy import tray
+            from trayproxy.desktop import tray
 
             if tray.run(app):
                 return 0
@@ -328,7 +328,7 @@ def cmd_serve(args: argparse.Namespace, *, with_tray: bool) -> int:
 
 
 def cmd_continue_config(override: str | None, merge: bool, file: str | None) -> int:
-    from trayproxy import continue_config
+    from trayproxy.clients import continue_config
 
     config = _load_or_say_why(config_path(override))
     if config is None:
@@ -358,7 +358,7 @@ def cmd_doctor(override: str | None, as_json: bool, timeout: float) -> int:
     import asyncio
     import json
 
-    from trayproxy import doctor
+    from trayproxy.clients import doctor
 
     config = _load_or_say_why(config_path(override))
     if config is None:
@@ -372,7 +372,7 @@ def cmd_doctor(override: str | None, as_json: bool, timeout: float) -> int:
 
 
 def cmd_install_desktop(uninstall: bool) -> int:
-    from trayproxy import desktop_entry
+    from trayproxy.desktop import desktop_entry
 
     if not sys.platform.startswith("linux"):
         print("install-desktop is for Linux; see the README's Install section for your OS.")
@@ -387,7 +387,7 @@ def cmd_install_desktop(uninstall: bool) -> int:
 
 
 def cmd_autostart(state: str) -> int:
-    from trayproxy import autostart
+    from trayproxy.desktop import autostart
 
     try:
         if state == "on":

@@ -1,0 +1,125 @@
+"""Token usage from an answer: a JSON body, or the events of a stream."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from trayproxy.core.jsonbody import loads_answer
+from trayproxy.core.sse import MAX_EVENT_BYTES, data_of, event_bounds, find_all, last_boundary
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+def _int(value: Any) -> int | None:
+    """A token count, or None for anything that is not a plausible one."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**53:
+        return value
+    return None
+
+
+def usage_from_obj(obj: Any) -> Usage | None:
+    """Usage from a decoded answer or stream event (chat, completions, embeddings, responses)."""
+    if not isinstance(obj, dict):
+        return None
+    usage = obj.get("usage")
+    if not isinstance(usage, dict):
+        inner = obj.get("response")  # Responses API stream: response.completed
+        usage = inner.get("usage") if isinstance(inner, dict) else None
+    if not isinstance(usage, dict):
+        return None
+    prompt = _int(usage.get("prompt_tokens"))
+    if prompt is None:
+        prompt = _int(usage.get("input_tokens"))
+    completion = _int(usage.get("completion_tokens"))
+    if completion is None:
+        completion = _int(usage.get("output_tokens"))
+    if prompt is None and completion is None:
+        return None
+    return Usage(prompt, completion)
+
+
+def usage_from_body(body: bytes) -> Usage | None:
+    if b'"usage"' not in body:
+        return None
+    try:
+        return usage_from_obj(loads_answer(body))
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+_WATCHED = (b'"usage"', b'"error"', b"[DONE]")
+# The marks of an answer that ended as it should: a choice's finish_reason set (Chat and
+# Completions), or the Responses API's last event. ``[DONE]`` and an error event count too.
+_ENDED = re.compile(
+    rb'"finish_reason"\s*:\s*"|"stop_reason"\s*:\s*"'
+    rb"|response\.(?:completed|incomplete|failed)\b|^data: ?\[DONE\]",
+    re.MULTILINE,
+)
+
+
+class StreamWatcher:
+    """Reads usage and in-stream errors from SSE bytes as they pass by.
+
+    ``events`` counts data lines that start an event (a change in it means a real event, not a
+    keep-alive comment). Only events that mention usage, an error or ``[DONE]`` are parsed.
+    """
+
+    def __init__(self) -> None:
+        self._tail = b""
+        self.events = 0
+        self.usage: Usage | None = None
+        self.error: str | None = None
+        self.done = False
+        # the last two runs of whole events: a stream's end is in them (read at the end only,
+        # not searched for in every chunk)
+        self._last = self._before = b""
+
+    @property
+    def finished(self) -> bool:
+        """Whether the stream has shown its end; one that closes without it was cut short."""
+        if self.done or self.error is not None:
+            return True
+        return any(_ENDED.search(part) for part in (self._tail, self._last, self._before))
+
+    def feed(self, chunk: bytes) -> None:
+        data = self._tail + chunk if self._tail else chunk
+        end = last_boundary(data)
+        tail = data[end:]
+        self._tail = tail if len(tail) <= MAX_EVENT_BYTES else b""
+        if not end:
+            return
+        complete = data[:end] if end < len(data) else data
+        self.events += complete.count(b"\ndata:") + complete.startswith(b"data:")
+        self._before, self._last = self._last, complete
+        handled = 0
+        for at in find_all(complete, _WATCHED):
+            if at < handled:
+                continue
+            start, handled = event_bounds(complete, at)
+            self._event(data_of(complete[start:handled])[0])
+
+    def _event(self, data: bytes) -> None:
+        if data == b"[DONE]":
+            self.done = True
+            return
+        try:
+            obj = loads_answer(data)
+        except (ValueError, UnicodeDecodeError):
+            return
+        found = usage_from_obj(obj)
+        if found is not None:
+            self.usage = found
+        if not isinstance(obj, dict):
+            return
+        err = obj.get("error")
+        if not err and "error" in (obj.get("type"), obj.get("object")):
+            err = obj  # {"type": "error", ...} (Responses), {"object": "error", ...} (Mistral)
+        if err:
+            msg = err.get("message") if isinstance(err, dict) else err
+            self.error = str(msg or err)[:500]

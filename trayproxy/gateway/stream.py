@@ -1,0 +1,202 @@
+"""Relaying a streamed answer: each chunk written to the client as it arrives, reading
+paused while the client is slower (back-pressure), an idle timer that keep-alive comments do
+not reset, the provider's quirks fixed event by event, and an in-stream error event when the
+provider stalls, breaks off or ends without finishing (a truncated answer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import time
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+import aiohttp
+from aiohttp import web
+
+from trayproxy.core.usage import StreamWatcher
+from trayproxy.gateway import provider_client, upstream
+from trayproxy.gateway.errors import sse_error_event
+from trayproxy.gateway.state import ProxyState
+from trayproxy.providers import dialect
+from trayproxy.records.logbook import RecordDraft
+
+T = TypeVar("T")
+
+
+def copy_headers(
+    resp: aiohttp.ClientResponse, out: web.StreamResponse, provider: str, retried: bool
+) -> None:
+    for key, value in upstream.response_headers(resp.headers.items()):
+        out.headers.add(key, value)
+    out.headers["x-trayproxy-provider"] = provider
+    if retried:
+        out.headers["x-should-retry"] = "false"
+
+
+class _IdleWatchdog:
+    """Ends a stream's wait for the provider after ``idle`` seconds without an event.
+
+    One timer per idle period, moved lazily, instead of a timeout per read: a stream of
+    thousands of chunks would otherwise create and cancel thousands of timers. It cancels the
+    pumping task only while that task waits to read (never while it writes to a slow client).
+    """
+
+    def __init__(self, idle: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        self._idle = idle
+        self._deadline = self._loop.time() + idle
+        self._fired = False
+        self.reading = False
+        self._handle = self._loop.call_at(self._deadline, self._check)
+
+    def reset(self) -> None:
+        self._deadline = self._loop.time() + self._idle
+
+    def _check(self) -> None:
+        now = self._loop.time()
+        if now >= self._deadline and self.reading and self._task is not None:
+            self._fired = True
+            self._task.cancel()
+            return
+        self._handle = self._loop.call_at(max(self._deadline, now + 0.05), self._check)
+
+    def expired(self) -> bool:
+        """Whether the cancellation just caught was this watchdog's (then it is undone)."""
+        if not self._fired:
+            return False
+        self._fired = False
+        if sys.version_info >= (3, 11) and self._task is not None:
+            self._task.uncancel()
+        return True
+
+    def close(self) -> None:
+        self._handle.cancel()
+
+
+if sys.version_info >= (3, 11):  # a timer on this task, not a task per wait as wait_for
+
+    async def within(awaitable: Awaitable[T], seconds: float) -> T:
+        async with asyncio.timeout(seconds):
+            return await awaitable
+
+else:  # pragma: no cover - Python 3.10
+
+    async def within(awaitable: Awaitable[T], seconds: float) -> T:
+        return await asyncio.wait_for(awaitable, seconds)
+
+
+async def stream_back(
+    request: web.Request,
+    state: ProxyState,
+    resp: aiohttp.ClientResponse,
+    draft: RecordDraft,
+    provider: Any,
+    rewriter: dialect.StreamRewriter | None,
+    *,
+    retried: bool,
+) -> web.StreamResponse:
+    """Write each upstream chunk to the client as it arrives. Status is always 200."""
+    out = web.StreamResponse(status=200)
+    copy_headers(resp, out, provider.name, retried)
+    out.headers["Cache-Control"] = "no-cache"
+    out.headers["X-Accel-Buffering"] = "no"
+    draft.status = 200
+    await out.prepare(request)
+    state.streams[out] = draft  # so that a shutdown can end it with an error event
+    try:
+        return await _pump(request, resp, out, draft, provider, rewriter)
+    finally:
+        state.streams.pop(out, None)
+
+
+async def _pump(
+    request: web.Request,
+    resp: aiohttp.ClientResponse,
+    out: web.StreamResponse,
+    draft: RecordDraft,
+    provider: Any,
+    rewriter: dialect.StreamRewriter | None,
+) -> web.StreamResponse:
+    name = provider.name
+    idle = provider.idle_timeout
+    sse = "event-stream" in resp.headers.get("Content-Type", "").lower()
+    watcher = StreamWatcher()
+    watchdog = _IdleWatchdog(idle)
+    read = resp.content.readany
+    events = 0
+    first_chunk: float | None = None
+    failure: tuple[int, str, str] | None = None
+    try:
+        while True:
+            watchdog.reading = True
+            try:
+                chunk = await read()
+            except asyncio.CancelledError:
+                if not watchdog.expired():
+                    raise
+                raise asyncio.TimeoutError from None
+            except provider_client.CLIENT_ERRORS as exc:
+                why = provider_client.broken_answer_reason(exc)
+                failure = (502, f"Provider '{name}' {why}.", "upstream_error")
+                break
+            watchdog.reading = False
+            if not chunk:
+                break
+            if first_chunk is None:
+                first_chunk = time.perf_counter()
+            if rewriter is None:
+                await out.write(chunk)  # waits while the client is slow: backpressure
+            else:
+                sent = rewriter.feed(chunk)
+                if sent:
+                    await out.write(sent)
+            watcher.feed(chunk)
+            if watcher.events != events:  # a real event, not a keep-alive comment
+                events = watcher.events
+                watchdog.reset()
+                draft.mark_first_byte()  # a stream's first byte: its first event
+    except asyncio.TimeoutError:
+        failure = (
+            504,
+            f"Provider '{name}' sent no new event for {idle:g} s (idle_timeout).",
+            "upstream_timeout",
+        )
+    except ConnectionError:  # writing to the client: it went away
+        draft.status = 499
+        draft.error = "client disconnected"
+        return out
+    finally:
+        watchdog.close()
+    if rewriter is not None and failure is None:
+        held = rewriter.finish()
+        if held:
+            with contextlib.suppress(ConnectionError):
+                await out.write(held)
+    if failure is None and sse and not watcher.finished:
+        failure = (
+            502,
+            f"Provider '{name}' ended the stream without finishing it (no [DONE] and no "
+            "finish_reason): the answer is truncated.",
+            "upstream_truncated",
+        )
+    if draft.ttfb_ms is None and first_chunk is not None:  # bytes, but no SSE events
+        draft.ttfb_ms = (first_chunk - draft.started) * 1000
+    if watcher.usage:
+        draft.prompt_tokens = watcher.usage.prompt_tokens
+        draft.completion_tokens = watcher.usage.completion_tokens
+    if watcher.error:
+        draft.error = watcher.error
+    if failure is not None:
+        status, message, code = failure
+        draft.error = message
+        try:
+            await out.write(sse_error_event(message, status=status, code=code))
+        except ConnectionError:
+            return out
+    with contextlib.suppress(ConnectionError):
+        await out.write_eof()
+    return out
