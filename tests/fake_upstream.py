@@ -38,7 +38,7 @@ from aiohttp import web
 from tests.serving import ServerThread
 
 WORDS = ["Hello", " from", " the", " fake", " upstream", "."]
-FIREHOSE_BYTES = 32 * 1024 * 1024
+FIREHOSE_BYTES = 128 * 1024 * 1024
 
 
 @dataclass

@@ -405,23 +405,44 @@ def test_a_client_leaving_while_waiting_closes_the_upstream_request(
 
 
 def test_a_slow_client_pushes_back_on_the_upstream(serve, upstream) -> None:
-    """Backpressure: while the client does not read, the upstream cannot send everything."""
+    """Backpressure: while the client does not read, the upstream cannot send everything,
+    and trayproxy's memory does not take up the difference.
+
+    The kernel buffers what trayproxy does not: here up to 32 MiB on a receiving socket
+    (``tcp_rmem``) and 4 MiB on a sending one, so the client's own receive buffer is kept
+    small and the provider has 128 MiB to send."""
+    import http.client
+
     from tests.fake_upstream import FIREHOSE_BYTES
 
     server = serve()
-    req = urllib.request.Request(
-        server.base_url + "/chat/completions",
-        data=json.dumps({"model": "fake/firehose", "messages": MESSAGES, "stream": True}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(req, timeout=30) as resp:
+    before = _rss()
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    conn.connect()
+    assert conn.sock is not None
+    conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    body = json.dumps({"model": "fake/firehose", "messages": MESSAGES, "stream": True})
+    conn.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    try:
         resp.read(64 * 1024)
         time.sleep(1.5)  # a client that stopped reading
         assert not upstream.sent_last.is_set()
         assert upstream.firehose_sent < FIREHOSE_BYTES // 2
+        assert _rss() - before < 48 * 1024 * 1024
         total = 64 * 1024 + len(resp.read())
+    finally:
+        conn.close()
     assert total > FIREHOSE_BYTES
     assert upstream.sent_last.is_set()
+
+
+def _rss() -> int:
+    """This process's resident memory (it holds trayproxy and the fake provider)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS in /proc/self/status")
 
 
 # ---------------------------------------------------------------- secrets, everywhere
