@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -53,6 +54,39 @@ def error_response(
     if headers:
         resp.headers.update(headers)
     return resp
+
+
+@dataclass
+class Failure:
+    """The one way a request fails, wherever it fails: a bad request, a provider that cannot
+    be reached or answers an error, a stream that breaks off. ``final`` failures end the
+    request at once; others let the next route (a fallback) try. ``body`` is the provider's
+    own error answer (redacted, JSON), sent instead of one of ours."""
+
+    status: int
+    message: str
+    code: str | None
+    param: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+    final: bool = False
+
+    def response(self, *, retried: bool = False) -> web.Response:
+        """The answer the client sees (before anything else was sent)."""
+        headers = dict(self.headers)
+        if retried:
+            headers["x-should-retry"] = "false"
+        if self.body is not None:
+            resp = web.Response(status=self.status, body=self.body, headers=headers)
+            resp.content_type = "application/json"
+            return resp
+        return error_response(
+            self.status, self.message, code=self.code, param=self.param, headers=headers
+        )
+
+    def event(self) -> bytes:
+        """The same failure once a stream has begun: its last event."""
+        return sse_error_event(self.message, status=self.status, code=self.code)
 
 
 def sse_error_event(message: str, *, status: int, code: str | None = None) -> bytes:

@@ -11,7 +11,7 @@ from aiohttp import web
 from trayproxy.config.parse import Config
 from trayproxy.core import jsonbody
 from trayproxy.gateway import attempts, upstream
-from trayproxy.gateway.errors import error_response
+from trayproxy.gateway.errors import Failure
 from trayproxy.gateway.state import STATE, ProxyState
 from trayproxy.records import logfile
 from trayproxy.records.logbook import RecordDraft
@@ -94,9 +94,8 @@ def _fail(
     param: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> web.Response:
-    draft.status = status
-    draft.error = message
-    return error_response(status, message, code=code, param=param, headers=headers)
+    failure = Failure(status, message, code, param=param, headers=headers or {}, final=True)
+    return attempts.give_up(failure, draft)
 
 
 async def _relay(

@@ -11,17 +11,18 @@ import contextlib
 import sys
 import time
 from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import aiohttp
 from aiohttp import web
 
 from trayproxy.core.usage import StreamWatcher
 from trayproxy.gateway import provider_client, upstream
-from trayproxy.gateway.errors import sse_error_event
-from trayproxy.gateway.state import ProxyState
+from trayproxy.gateway.errors import Failure
 from trayproxy.providers import dialect
-from trayproxy.records.logbook import RecordDraft
+
+if TYPE_CHECKING:  # attempts.py calls this module; its Attempt is only a type here
+    from trayproxy.gateway.attempts import Attempt
 
 T = TypeVar("T")
 
@@ -90,46 +91,38 @@ else:  # pragma: no cover - Python 3.10
 
 
 async def stream_back(
-    request: web.Request,
-    state: ProxyState,
-    resp: aiohttp.ClientResponse,
-    draft: RecordDraft,
-    provider: Any,
-    rewriter: dialect.StreamRewriter | None,
-    *,
-    retried: bool,
+    attempt: Attempt, resp: aiohttp.ClientResponse, rewriter: dialect.StreamRewriter | None
 ) -> web.StreamResponse:
     """Write each upstream chunk to the client as it arrives. Status is always 200."""
+    draft, state = attempt.draft, attempt.state
     out = web.StreamResponse(status=200)
-    copy_headers(resp, out, provider.name, retried)
+    copy_headers(resp, out, attempt.name, attempt.retried)
     out.headers["Cache-Control"] = "no-cache"
     out.headers["X-Accel-Buffering"] = "no"
     draft.status = 200
-    await out.prepare(request)
+    await out.prepare(attempt.request)
     state.streams[out] = draft  # so that a shutdown can end it with an error event
     try:
-        return await _pump(request, resp, out, draft, provider, rewriter)
+        return await _pump(attempt, resp, out, rewriter)
     finally:
         state.streams.pop(out, None)
 
 
 async def _pump(
-    request: web.Request,
+    attempt: Attempt,
     resp: aiohttp.ClientResponse,
     out: web.StreamResponse,
-    draft: RecordDraft,
-    provider: Any,
     rewriter: dialect.StreamRewriter | None,
 ) -> web.StreamResponse:
-    name = provider.name
-    idle = provider.idle_timeout
+    draft, name = attempt.draft, attempt.name
+    idle = attempt.provider.idle_timeout
     sse = "event-stream" in resp.headers.get("Content-Type", "").lower()
     watcher = StreamWatcher()
     watchdog = _IdleWatchdog(idle)
     read = resp.content.readany
     events = 0
     first_chunk: float | None = None
-    failure: tuple[int, str, str] | None = None
+    failure: Failure | None = None
     try:
         while True:
             watchdog.reading = True
@@ -141,7 +134,7 @@ async def _pump(
                 raise asyncio.TimeoutError from None
             except provider_client.CLIENT_ERRORS as exc:
                 why = provider_client.broken_answer_reason(exc)
-                failure = (502, f"Provider '{name}' {why}.", "upstream_error")
+                failure = Failure(502, f"Provider '{name}' {why}.", "upstream_error")
                 break
             watchdog.reading = False
             if not chunk:
@@ -160,7 +153,7 @@ async def _pump(
                 watchdog.reset()
                 draft.mark_first_byte()  # a stream's first byte: its first event
     except asyncio.TimeoutError:
-        failure = (
+        failure = Failure(
             504,
             f"Provider '{name}' sent no new event for {idle:g} s (idle_timeout).",
             "upstream_timeout",
@@ -177,7 +170,7 @@ async def _pump(
             with contextlib.suppress(ConnectionError):
                 await out.write(held)
     if failure is None and sse and not watcher.finished:
-        failure = (
+        failure = Failure(
             502,
             f"Provider '{name}' ended the stream without finishing it (no [DONE] and no "
             "finish_reason): the answer is truncated.",
@@ -191,10 +184,9 @@ async def _pump(
     if watcher.error:
         draft.error = watcher.error
     if failure is not None:
-        status, message, code = failure
-        draft.error = message
+        draft.error = failure.message
         try:
-            await out.write(sse_error_event(message, status=status, code=code))
+            await out.write(failure.event())
         except ConnectionError:
             return out
     with contextlib.suppress(ConnectionError):
