@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 
-from trayproxy.core.sse import SSEParser
 from trayproxy.core.usage import StreamWatcher, Usage, usage_from_body
 
 STREAM = (
@@ -11,21 +10,6 @@ STREAM = (
     b'data: {"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2}}\r\n\r\n'
     b"data: [DONE]\n\n"
 )
-
-
-def test_parser_handles_any_split() -> None:
-    whole = list(SSEParser().feed(STREAM))
-    assert len(whole) == 3
-    for size in (1, 2, 3, 7, 50):
-        parser = SSEParser()
-        got = []
-        for i in range(0, len(STREAM), size):
-            got.extend(parser.feed(STREAM[i : i + size]))
-        assert got == whole
-
-
-def test_multiline_data_joined() -> None:
-    assert list(SSEParser().feed(b"data: a\ndata: b\n\n")) == [b"a\nb"]
 
 
 def test_watcher_reads_usage_and_done() -> None:

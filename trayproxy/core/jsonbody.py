@@ -14,10 +14,7 @@ import json
 import math
 from typing import Any
 
-try:
-    import orjson
-except ImportError:  # pragma: no cover - orjson is a dependency; keep working without it
-    orjson = None  # type: ignore[assignment]
+import orjson
 
 _HUGE = 2.0**63  # a float this large may be an integer orjson could not hold
 
@@ -56,30 +53,26 @@ def _has_huge_float(obj: Any) -> bool:
 def loads(raw: bytes) -> Any:
     """Parse a request body. Raises ValueError (or UnicodeDecodeError) when it is not JSON;
     NaN, Infinity and numbers out of a double's range are refused."""
-    if orjson is not None:
-        try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return _stdlib_loads(raw)  # its error message, or a body only json accepts
-        if not _has_huge_float(obj):
-            return obj
-    return _stdlib_loads(raw)
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return _stdlib_loads(raw)  # its error message, or a body only json accepts
+    if _has_huge_float(obj):
+        return _stdlib_loads(raw)
+    return obj
 
 
 def loads_answer(raw: bytes) -> Any:
     """Parse a provider's answer only to read it (usage): no checks needed."""
-    if orjson is not None:
-        return orjson.loads(raw)
-    return json.loads(raw)
+    return orjson.loads(raw)
 
 
 def dumps(obj: Any) -> bytes:
     """Compact UTF-8 JSON; a lone surrogate from a client stays an escape sequence."""
-    if orjson is not None:
-        try:
-            return orjson.dumps(obj)
-        except TypeError:  # an integer beyond 64 bits, a lone surrogate: json knows them
-            pass
+    try:
+        return orjson.dumps(obj)
+    except TypeError:  # an integer beyond 64 bits, a lone surrogate: json knows them
+        pass
     text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
     try:
         return text.encode("utf-8")

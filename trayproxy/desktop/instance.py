@@ -1,5 +1,10 @@
 """One trayproxy per user: an OS lock on a file in the state directory.
 
+The lock is ``filelock.FileLock``: ``flock`` on Unix, ``LockFileEx`` on Windows. The OS drops
+it when the holding process ends, however it ends, so a crashed or killed instance never
+blocks the next launch. (On a file system without ``flock``, filelock falls back to a marker
+file that records its owner's pid and is taken over once that process is gone.)
+
 The running instance also writes ``instance.json`` (pid and base URL) so that a second
 launch can tell the user where the first one is serving.
 """
@@ -9,9 +14,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sys
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
+
+from filelock import FileLock, Timeout
 
 LOCK_NAME = "trayproxy.lock"
 INFO_NAME = "instance.json"
@@ -22,18 +28,19 @@ class InstanceLock:
         self.dir = state_dir
         self.path = state_dir / LOCK_NAME
         self.info_path = state_dir / INFO_NAME
-        self._fh: IO[bytes] | None = None
+        # thread_local=False: the lock is taken on the main thread and may be released from
+        # another (App.shutdown); mode 0o600: the file is this user's alone
+        self._lock = FileLock(self.path, mode=0o600, thread_local=False)
 
     def acquire(self) -> bool:
         """Take the lock without waiting. False if another process holds it."""
+        if self._lock.is_locked:
+            return True
         self.dir.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path, "a+b")  # noqa: SIM115 - held for the life of the process
         try:
-            _lock(fh)
-        except OSError:
-            fh.close()
+            self._lock.acquire(blocking=False)
+        except Timeout:
             return False
-        self._fh = fh
         return True
 
     def publish(self, url: str) -> None:
@@ -43,15 +50,11 @@ class InstanceLock:
         os.replace(tmp, self.info_path)
 
     def release(self) -> None:
-        if self._fh is None:
+        if not self._lock.is_locked:
             return
         with contextlib.suppress(OSError):
             self.info_path.unlink(missing_ok=True)
-        try:
-            _unlock(self._fh)
-        finally:
-            self._fh.close()
-            self._fh = None
+        self._lock.release(force=True)
 
     def running_info(self) -> dict[str, Any]:
         """What the instance holding the lock published (may be empty while it starts)."""
@@ -60,24 +63,3 @@ class InstanceLock:
         except (OSError, ValueError):
             return {}
         return data if isinstance(data, dict) else {}
-
-
-if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-    import msvcrt
-
-    def _lock(fh: IO[bytes]) -> None:
-        fh.seek(0)
-        msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
-
-    def _unlock(fh: IO[bytes]) -> None:
-        fh.seek(0)
-        msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)
-
-else:
-    import fcntl
-
-    def _lock(fh: IO[bytes]) -> None:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-
-    def _unlock(fh: IO[bytes]) -> None:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 import sys
 from pathlib import Path
 
@@ -31,7 +30,3 @@ def desktop_exec(command: list[str]) -> str:
         else:
             out.append(arg)
     return " ".join(out).replace("%", "%%")
-
-
-def shell_command(command: list[str]) -> str:
-    return shlex.join(command)

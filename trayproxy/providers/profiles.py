@@ -33,17 +33,6 @@ class Profile:
     # put remembered reasoning back into assistant tool-call turns, in this field
     restore_reasoning: str = RESTORE_OFF
 
-    @property
-    def changes_requests(self) -> bool:
-        return bool(
-            self.rename_params
-            or self.drop_params
-            or self.drop_message_fields
-            or self.include_usage
-            or self.short_tool_call_ids
-            or self.restore_reasoning != RESTORE_OFF
-        )
-
 
 _TO_MAX_TOKENS = (("max_completion_tokens", "max_tokens"),)
 # OpenAI-only parameters that strict OpenAI-compatible servers answer with a 400 or 422.
