@@ -7,13 +7,9 @@ from pathlib import Path
 import pytest
 
 from trayproxy.config import paths
-from trayproxy.config.parse import (
-    ConfigError,
-    ensure_config_file,
-    load_file,
-    parse,
-    template_text,
-)
+from trayproxy.config.files import ensure_config_file, load_file, template_text
+from trayproxy.config.model import ConfigError
+from trayproxy.config.parse import parse
 from trayproxy.core.secret import Secret
 
 SEED = """\

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from trayproxy.config.parse import ConfigError, parse
+from trayproxy.config.model import ConfigError
+from trayproxy.config.parse import parse
 from trayproxy.providers import dialect
 from trayproxy.routing.resolve import Route, resolve
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from trayproxy.cli import COMMANDS, build_parser
-from trayproxy.config import parse as config
+from trayproxy.config import model
+from trayproxy.config.parse import parse
 
 ROOT = Path(__file__).parent.parent
 CONFIG_DOC = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
@@ -17,13 +18,13 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 @pytest.mark.parametrize(
     "key",
-    sorted(config.SERVER_KEYS | config.ROUTING_KEYS | config.PROVIDER_KEYS | config.MODEL_KEYS),
+    sorted(model.SERVER_KEYS | model.ROUTING_KEYS | model.PROVIDER_KEYS | model.MODEL_KEYS),
 )
 def test_every_config_key_is_documented(key: str) -> None:
     assert f"| `{key}` |" in CONFIG_DOC
 
 
-@pytest.mark.parametrize("section", sorted(config.SECTIONS))
+@pytest.mark.parametrize("section", sorted(model.SECTIONS))
 def test_every_section_is_documented(section: str) -> None:
     assert f"`[{section}" in CONFIG_DOC
 
@@ -46,7 +47,7 @@ def test_readme_options_match_the_parser() -> None:
 def test_readme_config_example_is_valid() -> None:
     example = re.search(r"```toml\n(.*?)```", README, re.S)
     assert example is not None
-    parsed = config.parse(example.group(1), environ={})
+    parsed = parse(example.group(1), environ={})
     assert parsed.models["nvidia/kimi-k2-thinking"].model == "moonshotai/kimi-k2-thinking"
 
 

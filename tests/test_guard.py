@@ -7,7 +7,8 @@ import json
 import pytest
 
 from tests.conftest import Proxy, config_text, http
-from trayproxy.config.parse import ConfigError, parse
+from trayproxy.config.model import ConfigError
+from trayproxy.config.parse import parse
 from trayproxy.gateway.guard import host_allowed, origin_allowed, split_host
 from trayproxy.server.proxy_server import ProxyServer
 

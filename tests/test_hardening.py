@@ -14,7 +14,8 @@ import openai
 import pytest
 
 from tests.conftest import CLIENT_KEY, UPSTREAM_KEY, config_text, http, post_json, settled
-from trayproxy.config.parse import ConfigError, parse
+from trayproxy.config.model import ConfigError
+from trayproxy.config.parse import parse
 from trayproxy.config.paths import app_paths
 from trayproxy.desktop.app import App
 from trayproxy.server.proxy_server import ProxyServer, ServerError
@@ -218,7 +219,7 @@ def test_keyring_without_a_backend_is_a_clear_error() -> None:
 
 
 def test_config_readable_by_others_is_warned_about(tmp_path: Path) -> None:
-    from trayproxy.config.parse import permission_warning
+    from trayproxy.config.files import permission_warning
 
     path = tmp_path / "config.toml"
     path.write_text("")

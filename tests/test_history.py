@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
@@ -16,9 +17,9 @@ import pytest
 from tests.conftest import UPSTREAM_KEY, config_text, http, post_json
 from trayproxy.config.paths import app_paths
 from trayproxy.desktop.app import App
-from trayproxy.records import history
+from trayproxy.records import history, migrations, queries
 from trayproxy.records.history import History
-from trayproxy.records.logbook import RecordDraft
+from trayproxy.records.logbook import RecordDraft, RouteRecord
 
 
 def draft(model: str = "m", status: int = 200, when: float | None = None, **kw) -> RecordDraft:
@@ -46,11 +47,11 @@ def test_written_in_batches_and_read_back(tmp_path: Path) -> None:
         h.add(record(i, model=f"m{i % 3}", prompt_tokens=1, completion_tokens=2))
     assert h.flush(10)
     h.stop()
-    rows = history.recent(tmp_path / "h.db", 5)
+    rows = queries.recent(tmp_path / "h.db", 5)
     assert [r["uid"] for r in rows] == [f"test-{i}" for i in range(1200, 1195, -1)]
     assert rows[0]["stream"] is False and rows[0]["rewrites"] == []
-    assert len(history.recent(tmp_path / "h.db", 5000, model="m1")) == 400
-    assert history.get(tmp_path / "h.db", "test-7")["client_model"] == "m1"
+    assert len(queries.recent(tmp_path / "h.db", 5000, model="m1")) == 400
+    assert queries.get(tmp_path / "h.db", "test-7")["client_model"] == "m1"
 
 
 def test_concurrent_writes_and_reads(tmp_path: Path) -> None:
@@ -69,8 +70,8 @@ def test_concurrent_writes_and_reads(tmp_path: Path) -> None:
     def reader() -> None:
         try:
             for _ in range(50):
-                history.recent(tmp_path / "h.db", 50)
-                history.usage(tmp_path / "h.db", 7)
+                queries.recent(tmp_path / "h.db", 50)
+                queries.usage(tmp_path / "h.db", 7)
         except BaseException as exc:
             errors.append(exc)
 
@@ -97,13 +98,31 @@ def test_retention_prunes_old_rows(tmp_path: Path) -> None:
     h.add(record(3, when=now))
     assert h.flush(5)
     # the writer prunes after its first batch, then hourly
-    assert [r["uid"] for r in history.recent(tmp_path / "h.db", 10)] == ["test-3", "test-2"]
+    assert [r["uid"] for r in queries.recent(tmp_path / "h.db", 10)] == ["test-3", "test-2"]
     h.add(record(4, when=now - 5 * 86400))
     assert h.flush(5)
-    assert len(history.recent(tmp_path / "h.db", 10)) == 3
-    assert h.prune_now() == 1
+    assert len(queries.recent(tmp_path / "h.db", 10)) == 3  # until the next hourly pruning
     h.stop()
-    assert [r["uid"] for r in history.recent(tmp_path / "h.db", 10)] == ["test-3", "test-2"]
+    # a restart (here with a shorter retention from the config) prunes after its first batch
+    again = History(tmp_path / "h.db", days=1)
+    again.start()
+    again.add(record(5, when=now))
+    assert again.flush(5)
+    again.stop()
+    assert [r["uid"] for r in queries.recent(tmp_path / "h.db", 10)] == ["test-5", "test-3"]
+
+
+def test_a_running_writer_prunes_hourly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(history, "PRUNE_SECONDS", 0.0)  # every batch is an hour later
+    h = History(tmp_path / "h.db", days=2)
+    h.start()
+    now = time.time()
+    h.add(record(1, when=now))
+    assert h.flush(5)
+    h.add(record(2, when=now - 5 * 86400))
+    assert h.flush(5)
+    h.stop()
+    assert [r["uid"] for r in queries.recent(tmp_path / "h.db", 10)] == ["test-1"]
 
 
 def test_a_damaged_database_is_set_aside(tmp_path: Path) -> None:
@@ -118,7 +137,7 @@ def test_a_damaged_database_is_set_aside(tmp_path: Path) -> None:
     assert problems and "damaged" in problems[0]
     aside = list(tmp_path.glob("h.db.damaged-*"))
     assert len(aside) == 1 and aside[0].read_bytes().startswith(b"this is not")
-    assert [r["uid"] for r in history.recent(path, 10)] == ["test-1"]
+    assert [r["uid"] for r in queries.recent(path, 10)] == ["test-1"]
 
 
 def test_an_unwritable_database_is_reported_not_fatal(tmp_path: Path) -> None:
@@ -153,10 +172,10 @@ def test_records_wait_for_the_database_to_come_back(tmp_path: Path) -> None:
     blocker.unlink()  # the user fixes it
     h.add(record(3))
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and len(history.recent(path, 10)) < 3:
+    while time.monotonic() < deadline and len(queries.recent(path, 10)) < 3:
         time.sleep(0.05)
     h.stop()
-    assert [r["uid"] for r in history.recent(path, 10)] == ["test-3", "test-2", "test-1"]
+    assert [r["uid"] for r in queries.recent(path, 10)] == ["test-3", "test-2", "test-1"]
 
 
 def test_restart_keeps_history_and_the_page_api_merges_it(tmp_path: Path, upstream) -> None:
@@ -324,7 +343,7 @@ def test_odd_records_never_stop_the_writer(tmp_path: Path) -> None:
     h.add(record(3, model="after"))
     assert h.flush(5)
     h.stop()
-    rows = history.recent(tmp_path / "h.db", 10)
+    rows = queries.recent(tmp_path / "h.db", 10)
     assert [r["uid"] for r in rows] == ["test-3", "test-2", "test-1"]
     assert rows[1]["prompt_tokens"] is None
     assert rows[2]["client_model"] == "lone ? surrogate"
@@ -347,4 +366,110 @@ def test_an_older_database_gains_the_new_columns(tmp_path: Path) -> None:
     h.add(record(1, attempts=[{"provider": "p", "status": 500}]))
     assert h.flush(5)
     h.stop()
-    assert history.recent(path, 1)[0]["attempts"] == [{"provider": "p", "status": 500}]
+    assert queries.recent(path, 1)[0]["attempts"] == [{"provider": "p", "status": 500}]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == migrations.VERSION
+
+
+def test_a_database_from_before_versions_is_adopted(tmp_path: Path) -> None:
+    """The release before migrations made the whole table at once and kept no version."""
+    path = tmp_path / "h.db"
+    with sqlite3.connect(path) as conn:
+        for step in migrations.STEPS:
+            step(conn)
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 0
+    h = History(path)
+    h.start()
+    h.add(record(1))
+    assert h.flush(5) and h.problem is None
+    h.stop()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == migrations.VERSION
+    assert [r["uid"] for r in queries.recent(path, 10)] == ["test-1"]
+
+
+def timed(n: int, duration_ms: float, **kw) -> RouteRecord:
+    return dataclasses.replace(record(n, **kw), duration_ms=duration_ms)
+
+
+def a_day_with_failures(now: float) -> list[RouteRecord]:
+    return [
+        timed(1, 100.0, model="m", prompt_tokens=10, completion_tokens=5, when=now - 60),
+        timed(2, 300.0, model="m", prompt_tokens=1, completion_tokens=1, when=now - 50),
+        timed(3, 5.0, model="m", status=404, error="not mapped", when=now - 40),
+        # a stream cut off after its first bytes: answered 200, yet failed
+        timed(
+            4, 9000.0, model="m", error="the stream broke off", completion_tokens=3, when=now - 30
+        ),
+        timed(5, 20.0, model="m", status=500, when=now - 20),  # an error answer, no message
+        timed(6, 200.0, model="other", when=now - 2 * 86400),
+    ]
+
+
+def test_usage_counts_failed_requests_once(tmp_path: Path) -> None:
+    now = time.time()
+    records = a_day_with_failures(now)
+    h = History(tmp_path / "h.db")
+    h.start()
+    for r in records:
+        h.add(r)
+    assert h.flush(5)
+    h.stop()
+    data = queries.usage(tmp_path / "h.db", 7, now)
+    [today] = data["today"]
+    assert today == {
+        "model": "m",
+        "provider": "p",
+        "requests": 5,
+        "errors": 3,  # 404, 500, and the 200 with an error
+        "prompt_tokens": 11,
+        "completion_tokens": 9,
+        "median_ms": 100.0,  # of the answered ones only: 100 and 300
+        "p95_ms": 300.0,
+    }
+    assert [g["model"] for g in data["period"]] == ["m", "other"]
+    assert data["daily"][-1] == {
+        "date": time.strftime("%Y-%m-%d", time.localtime(now)),
+        "requests": 5,
+        "errors": 3,
+        "tokens": 20,
+    }
+    assert sum(d["requests"] for d in data["daily"]) == 6
+    # the same rule filters the log, in the database and in memory
+    failed = [r["uid"] for r in queries.recent(tmp_path / "h.db", 10, status="error")]
+    assert failed == ["test-5", "test-4", "test-3"]
+    answered = [r["uid"] for r in queries.recent(tmp_path / "h.db", 10, status="ok")]
+    assert answered == ["test-2", "test-1", "test-6"]  # newest first
+    in_memory = [r.uid for r in records if queries.matches(r.to_dict(), None, None, "error")]
+    assert sorted(in_memory) == sorted(failed)
+    # records never written give the same statistics (a server without a history)
+    assert queries.usage_of(records, 7, now) == data
+
+
+def test_median_and_p95_are_ranks_of_the_answered_durations(tmp_path: Path) -> None:
+    """The rank q * (n - 1), rounded half to even, as the statistics always were."""
+    now = time.time()
+    durations = [float(10 * i) for i in range(1, 22)]
+    for n in range(1, len(durations) + 1):
+        shuffled = durations[:n][::-1]
+        rows = [timed(i, d, when=now - 60) for i, d in enumerate(shuffled, 1)]
+        [g] = queries.usage_of(rows, 1, now)["today"]
+        assert g["median_ms"] == durations[round(0.5 * (n - 1))], n
+        assert g["p95_ms"] == durations[round(0.95 * (n - 1))], n
+    assert queries.usage_of([timed(1, 50.0, status=502)], 1, now)["today"][0]["median_ms"] is None
+
+
+def test_the_page_of_a_server_without_history_counts_the_same_way(proxy) -> None:
+    now = time.time()
+    for r in a_day_with_failures(now):
+        d = draft(r.client_model, r.status, r.time, error=r.error)
+        proxy.server.logbook.add(d)
+    base = proxy.root_url + "/_trayproxy/api"
+    usage = json.loads(http("GET", base + "/usage?days=7")[2])
+    by_model = {g["model"]: g for g in usage["period"]}
+    assert (by_model["m"]["requests"], by_model["m"]["errors"]) == (5, 3)
+    assert usage["daily"][-1]["errors"] == 3
+    failed = json.loads(http("GET", base + "/logs?status=error")[2])["data"]
+    assert sorted(r["error"] or "" for r in failed) == ["", "not mapped", "the stream broke off"]
+    answered = json.loads(http("GET", base + "/logs?status=ok&model=m")[2])["data"]
+    assert len(answered) == 2

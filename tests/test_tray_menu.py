@@ -192,7 +192,7 @@ def test_assets_ship_in_the_wheel_and_are_found_when_installed(tmp_path: Path) -
         timeout=300,
     )
     code = (
-        "import trayproxy, trayproxy.desktop.icons as a, trayproxy.config.parse as c;"
+        "import trayproxy, trayproxy.desktop.icons as a, trayproxy.config.files as c;"
         "print(trayproxy.__file__);"
         "print(a.asset('trayproxy.png').is_file(), a.asset('trayproxy-error.png').is_file());"
         "print('[providers.nvidia]' in c.template_text())"

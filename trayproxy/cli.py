@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from trayproxy import __version__
-from trayproxy.config.parse import Config, ConfigError, load_file, permission_warning
+from trayproxy.config.files import load_file, permission_warning
+from trayproxy.config.model import Config, ConfigError
 from trayproxy.config.paths import app_paths, config_path
 from trayproxy.core.table import render_table
 from trayproxy.desktop.app import App, Overrides

@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from trayproxy.config.parse import Config, Provider
+from trayproxy.config.model import Config, Provider
 from trayproxy.gateway import upstream
 
 OK = "ok"

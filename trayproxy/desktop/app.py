@@ -16,13 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trayproxy.config.parse import (
-    Config,
-    ConfigError,
-    ensure_config_file,
-    load_file,
-    permission_warning,
-)
+from trayproxy.config.files import ensure_config_file, load_file, permission_warning
+from trayproxy.config.model import Config, ConfigError
 from trayproxy.config.paths import Paths
 from trayproxy.desktop import menu
 from trayproxy.desktop.instance import InstanceLock

@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from trayproxy.config.parse import Config, Provider
+from trayproxy.config.model import Config, Provider
 from trayproxy.core.usage import usage_from_body
 from trayproxy.gateway import provider_client, provider_errors, upstream
 from trayproxy.gateway.errors import Failure, error_message_from_body

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from trayproxy.config.parse import Config
+from trayproxy.config.model import Config
 from trayproxy.core import jsonbody
 from trayproxy.gateway import attempts, upstream
 from trayproxy.gateway.errors import Failure

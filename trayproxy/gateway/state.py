@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from aiohttp import web
 
-from trayproxy.config.parse import Config
+from trayproxy.config.model import Config
 from trayproxy.gateway.upstream import system_proxy
 from trayproxy.providers.dialect import ReasoningMemory
 from trayproxy.records.history import History

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from trayproxy.config.parse import Provider
+from trayproxy.config.model import Provider
 from trayproxy.core import jsonbody
 from trayproxy.routing.resolve import Route
 

@@ -11,28 +11,11 @@ from aiohttp import web
 
 from trayproxy.gateway.errors import error_response
 from trayproxy.gateway.state import STATE, ProxyState
-from trayproxy.records import history as history_db
+from trayproxy.records import queries
 from trayproxy.records.logbook import RouteRecord
 
 PING_SECONDS = 15.0
 MAX_QUEUED_EVENTS = 1000
-
-
-def _matches(
-    r: dict[str, Any], model: str | None, provider: str | None, status: str | None
-) -> bool:
-    if model and r["client_model"] != model:
-        return False
-    if provider and r["provider"] != provider:
-        return False
-    failed = r["status"] >= 400 or r["error"] is not None
-    if status == "ok":
-        return not failed
-    if status == "error":
-        return failed
-    if status and status.isdigit():
-        return r["status"] == int(status)
-    return True
 
 
 def _int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
@@ -58,7 +41,7 @@ async def logs(request: web.Request) -> web.Response:
     provider = request.query.get("provider") or None
     status = request.query.get("status") or None
     live = [r.to_dict() for r in state.logbook.recent()]
-    rows = [r for r in live if _matches(r, model, provider, status)][:limit]
+    rows = [r for r in live if queries.matches(r, model, provider, status)][:limit]
     if state.history is not None and len(rows) < limit:
         stored = await _stored(state, limit, model, provider, status)
         seen = {r["uid"] for r in live}
@@ -73,7 +56,7 @@ async def _stored(
     assert state.history is not None
     try:
         return await _in_thread(
-            history_db.recent,
+            queries.recent,
             state.history.path,
             limit,
             model=model,
@@ -92,7 +75,7 @@ async def log_detail(request: web.Request) -> web.Response:
             return web.json_response(r.to_dict())
     if state.history is not None:
         try:
-            found = await _in_thread(history_db.get, state.history.path, uid)
+            found = await _in_thread(queries.get, state.history.path, uid)
         except Exception:
             found = None
         if found:
@@ -105,13 +88,13 @@ async def usage(request: web.Request) -> web.Response:
     days = _int(request, "days", 7, 1, 365)
     try:
         if state.history is None:  # no database (a bare ProxyServer): this run only
-            data = history_db.usage_of([r.to_dict() for r in state.logbook.recent()], days)
+            data = await _in_thread(queries.usage_of, state.logbook.recent(), days)
         else:
             history = state.history
 
             def read() -> dict[str, Any]:
                 history.flush(1.0)  # what was answered so far, even if not written yet
-                return history_db.usage(history.path, days)
+                return queries.usage(history.path, days)
 
             data = await _in_thread(read)
     except Exception as exc:

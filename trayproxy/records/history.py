@@ -1,14 +1,14 @@
 """Routing history in SQLite: written off the request path in batches, kept N days.
 
-One writer thread owns the writing connection; readers (the page's API in worker threads,
-the ``logs`` and ``usage`` commands) open their own. WAL mode lets them read while it
-writes. A damaged database is set aside and a new one started; one that cannot be written
-is reported, and the records stay in the in-memory log: never a crash.
+One writer thread owns the writing connection; readers (``queries``: the page's API in
+worker threads, the ``logs`` and ``usage`` commands) open their own. WAL mode lets them read
+while it writes. The schema is the steps in ``migrations``. A damaged database is set aside
+and a new one started; one that cannot be written is reported, and the records stay in the
+in-memory log: never a crash.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import logging
@@ -22,6 +22,7 @@ from typing import Any
 
 from trayproxy.core.threads import leave_signals_to_the_main_thread, yield_cpu_to_serving
 from trayproxy.records.logbook import RouteRecord
+from trayproxy.records.migrations import migrate
 
 log = logging.getLogger(__name__)
 
@@ -45,37 +46,15 @@ COLUMNS = (
     "error_body",
     "attempts",
 )
-# columns added after the first release, with their definitions, for older databases
-ADDED_COLUMNS = {"attempts": "TEXT NOT NULL DEFAULT '[]'"}
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS requests (
-    id INTEGER PRIMARY KEY,
-    uid TEXT UNIQUE NOT NULL,
-    time REAL NOT NULL,
-    endpoint TEXT NOT NULL,
-    client_model TEXT,
-    provider TEXT,
-    upstream_model TEXT,
-    rule TEXT,
-    stream INTEGER NOT NULL,
-    status INTEGER NOT NULL,
-    ttfb_ms REAL,
-    duration_ms REAL NOT NULL,
-    prompt_tokens INTEGER,
-    completion_tokens INTEGER,
-    error TEXT,
-    upstream_url TEXT,
-    rewrites TEXT NOT NULL DEFAULT '[]',
-    error_body TEXT,
-    attempts TEXT NOT NULL DEFAULT '[]'
-);
-CREATE INDEX IF NOT EXISTS requests_time ON requests (time);
-CREATE INDEX IF NOT EXISTS requests_model ON requests (client_model, time);
-"""
+_INSERT = (
+    f"INSERT OR IGNORE INTO requests ({', '.join(COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in COLUMNS)})"
+)
 BATCH = 500
 IDLE_SECONDS = 600.0  # an idle writer still wakes now and then (hourly pruning)
 GATHER_SECONDS = 0.25  # records arriving within this of the first share one transaction
 MAX_PENDING = 100_000
+PRUNE_SECONDS = 3600.0  # the retention is applied after the first batch, then hourly
 
 
 _MAX_INT = 2**53
@@ -111,35 +90,7 @@ def _row(record: RouteRecord) -> tuple[Any, ...]:
     return tuple(out)
 
 
-def _as_dict(row: sqlite3.Row) -> dict[str, Any]:
-    d = dict(row)
-    d["stream"] = bool(d["stream"])
-    d["rewrites"] = json.loads(d["rewrites"] or "[]")
-    d["attempts"] = json.loads(d.get("attempts") or "[]")
-    return d
-
-
-class _NoTable(Exception):
-    pass
-
-
-@contextlib.contextmanager
-def reading(path: Path) -> Iterator[sqlite3.Connection]:
-    """A read-only connection, closed afterwards (sqlite3's own ``with`` only commits).
-
-    Raises _NoTable while trayproxy is creating the database."""
-    conn = connect(path, readonly=True)
-    try:
-        yield conn
-    except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):
-            raise _NoTable from None
-        raise
-    finally:
-        conn.close()
-
-
-def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
     if readonly:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
     else:
@@ -236,8 +187,7 @@ class History:
                 conn.close()
                 raise sqlite3.DatabaseError(f"integrity check: {status}")
             _tune(conn)
-            conn.executescript(SCHEMA)
-            _migrate(conn)
+            migrate(conn)
             return conn
         except sqlite3.DatabaseError as exc:
             if _is_damage(exc) and self.path.exists():
@@ -249,7 +199,7 @@ class History:
                 try:
                     conn = connect(self.path)
                     _tune(conn)
-                    conn.executescript(SCHEMA)
+                    migrate(conn)
                     return conn
                 except sqlite3.Error as again:
                     exc = again
@@ -318,19 +268,10 @@ class History:
     def _write(
         self, conn: sqlite3.Connection, batch: list[RouteRecord]
     ) -> sqlite3.Connection | None:
-        placeholders = ", ".join("?" for _ in COLUMNS)
-        sql = f"INSERT OR IGNORE INTO requests ({', '.join(COLUMNS)}) VALUES ({placeholders})"
-        rows = []
-        for n, record in enumerate(batch, 1):
-            try:
-                rows.append(_row(record))
-            except Exception as exc:  # one odd record must not cost the others
-                self._report(f"a request could not be saved in the history: {exc}")
-            if not n % 16:
-                time.sleep(0)  # let the proxy's thread have the GIL: no latency spikes
+        rows = list(_rows(batch, self._report, pause=True))
         try:
             with conn:
-                conn.executemany(sql, rows)
+                conn.executemany(_INSERT, rows)
             if self.problem and "not being saved" in self.problem:
                 self.problem = None
             return conn
@@ -341,7 +282,7 @@ class History:
 
     def _maybe_prune(self, conn: sqlite3.Connection) -> None:
         now = time.time()
-        if now - self._last_prune < 3600:
+        if now - self._last_prune < PRUNE_SECONDS:
             return
         self._last_prune = now
         try:
@@ -350,34 +291,10 @@ class History:
         except sqlite3.Error as exc:
             log.warning("pruning the history failed: %s", exc)
 
-    def prune_now(self) -> int:
-        """Apply the retention at once (the writer also does it hourly). Rows deleted."""
-        try:
-            conn = connect(self.path)
-            try:
-                with conn:
-                    cur = conn.execute(
-                        "DELETE FROM requests WHERE time < ?", (time.time() - self.days * 86400,)
-                    )
-                return cur.rowcount
-            finally:
-                conn.close()
-        except sqlite3.Error as exc:
-            log.warning("pruning the history failed: %s", exc)
-            return 0
-
     def _done(self, n: int) -> None:
         with self._written:
             self._handled += n
             self._written.notify_all()
-
-
-def _migrate(conn: sqlite3.Connection) -> None:
-    have = {row[1] for row in conn.execute("PRAGMA table_info(requests)")}
-    for name, definition in ADDED_COLUMNS.items():
-        if name not in have:
-            conn.execute(f"ALTER TABLE requests ADD COLUMN {name} {definition}")
-    conn.commit()
 
 
 def _is_damage(exc: sqlite3.DatabaseError) -> bool:
@@ -385,211 +302,23 @@ def _is_damage(exc: sqlite3.DatabaseError) -> bool:
     return any(w in text for w in ("malformed", "not a database", "integrity check", "corrupt"))
 
 
-# ---------------------------------------------------------------- reading
+def _rows(
+    records: Iterable[RouteRecord], report: Callable[[str], None], *, pause: bool = False
+) -> Iterator[tuple[Any, ...]]:
+    for n, record in enumerate(records, 1):
+        try:
+            yield _row(record)
+        except Exception as exc:  # one odd record must not cost the others
+            report(f"a request could not be saved in the history: {exc}")
+        if pause and not n % 16:
+            time.sleep(0)  # let the proxy's thread have the GIL: no latency spikes
 
 
-def _filters(model: str | None, provider: str | None, status: str | None) -> tuple[str, list[Any]]:
-    where, args = [], []
-    if model:
-        where.append("client_model = ?")
-        args.append(model)
-    if provider:
-        where.append("provider = ?")
-        args.append(provider)
-    if status == "ok":
-        where.append("status < 400 AND error IS NULL")
-    elif status == "error":
-        where.append("(status >= 400 OR error IS NOT NULL)")
-    elif status and status.isdigit():
-        where.append("status = ?")
-        args.append(int(status))
-    return (" WHERE " + " AND ".join(where)) if where else "", args
-
-
-def recent(
-    path: Path,
-    limit: int = 100,
-    *,
-    model: str | None = None,
-    provider: str | None = None,
-    status: str | None = None,
-    after_id: int | None = None,
-) -> list[dict[str, Any]]:
-    """Newest first (oldest first with ``after_id``, for following). Empty if no database."""
-    if not path.exists():
-        return []
-    clause, args = _filters(model, provider, status)
-    if after_id is not None:
-        clause += (" AND " if clause else " WHERE ") + "id > ?"
-        args.append(after_id)
-        order = "id ASC"
-    else:
-        order = "time DESC, id DESC"
-    try:
-        with reading(path) as conn:
-            rows = conn.execute(
-                f"SELECT * FROM requests{clause} ORDER BY {order} LIMIT ?", (*args, limit)
-            ).fetchall()
-    except _NoTable:
-        return []
-    return [_as_dict(r) for r in rows]
-
-
-def get(path: Path, uid: str) -> dict[str, Any] | None:
-    if not path.exists():
-        return None
-    try:
-        with reading(path) as conn:
-            row = conn.execute("SELECT * FROM requests WHERE uid = ?", (uid,)).fetchone()
-    except _NoTable:
-        return None
-    return _as_dict(row) if row else None
-
-
-def _percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return round(ordered[index], 1)
-
-
-def _local_midnight(now: float, days_back: int = 0) -> float:
-    t = time.localtime(now)
-    midnight = time.mktime((t.tm_year, t.tm_mon, t.tm_mday - days_back, 0, 0, 0, 0, 0, -1))
-    return midnight
-
-
-def summarize(rows: Iterable[dict[str, Any]], since: float) -> list[dict[str, Any]]:
-    """Per model: requests, errors, tokens, median and p95 duration (of answered requests)."""
-    groups: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        if r["time"] < since:
-            continue
-        g = groups.setdefault(
-            r["client_model"] or "(none)",
-            {
-                "model": r["client_model"] or "(none)",
-                "provider": r["provider"],
-                "requests": 0,
-                "errors": 0,
-                "prompt_tokens": 0,
-                "completion_tokens": 0,
-                "_durations": [],
-            },
-        )
-        g["requests"] += 1
-        failed = r["status"] >= 400 or r["error"] is not None
-        g["errors"] += int(failed)
-        g["prompt_tokens"] += r["prompt_tokens"] or 0
-        g["completion_tokens"] += r["completion_tokens"] or 0
-        if not failed:
-            g["_durations"].append(r["duration_ms"])
-    out = []
-    for g in sorted(groups.values(), key=lambda g: -g["requests"]):
-        durations = g.pop("_durations")
-        g["median_ms"] = _percentile(durations, 0.5)
-        g["p95_ms"] = _percentile(durations, 0.95)
-        out.append(g)
-    return out
-
-
-_FAILED = "(status >= 400 OR error IS NOT NULL)"
-
-
-def _summary_sql(
-    conn: sqlite3.Connection, since: float, durations: dict[str | None, list[float]]
-) -> list[dict[str, Any]]:
-    """Per model, counted in SQLite; ``durations`` (of answered requests) give the median
-    and p95."""
-    groups = conn.execute(
-        f"SELECT client_model, max(provider), count(*), sum(CASE WHEN {_FAILED} THEN 1 "
-        "ELSE 0 END), coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0) "
-        "FROM requests WHERE time >= ? GROUP BY client_model ORDER BY count(*) DESC LIMIT 200",
-        (since,),
-    ).fetchall()
-    return [
-        {
-            "model": model or "(none)",
-            "provider": provider,
-            "requests": n,
-            "errors": errors,
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "median_ms": _percentile(durations.get(model, []), 0.5),
-            "p95_ms": _percentile(durations.get(model, []), 0.95),
-        }
-        for model, provider, n, errors, prompt, completion in groups
-    ]
-
-
-def _durations(
-    conn: sqlite3.Connection, since: float, today: float
-) -> tuple[dict[str | None, list[float]], dict[str | None, list[float]]]:
-    period: dict[str | None, list[float]] = {}
-    recent: dict[str | None, list[float]] = {}
-    for model, when, duration in conn.execute(
-        f"SELECT client_model, time, duration_ms FROM requests WHERE time >= ? AND NOT {_FAILED}",
-        (since,),
-    ):
-        period.setdefault(model, []).append(duration)
-        if when >= today:
-            recent.setdefault(model, []).append(duration)
-    return period, recent
-
-
-def usage(path: Path, days: int = 7, now: float | None = None) -> dict[str, Any]:
-    """Today and the last ``days`` days per model, and requests per day for a chart."""
-    now = time.time() if now is None else now
-    start = _local_midnight(now, days - 1)
-    if not path.exists():
-        return usage_of([], days, now)
-    try:
-        with reading(path) as conn:
-            midnight = _local_midnight(now)
-            in_period, in_today = _durations(conn, start, midnight)
-            period = _summary_sql(conn, start, in_period)
-            today = _summary_sql(conn, midnight, in_today)
-            per_day = {
-                day: (n, errors, tokens)
-                for day, n, errors, tokens in conn.execute(
-                    "SELECT date(time, 'unixepoch', 'localtime'), count(*), "
-                    f"sum(CASE WHEN {_FAILED} THEN 1 ELSE 0 END), "
-                    "coalesce(sum(prompt_tokens), 0) + coalesce(sum(completion_tokens), 0) "
-                    "FROM requests WHERE time >= ? GROUP BY 1",
-                    (start,),
-                )
-            }
-    except _NoTable:
-        return usage_of([], days, now)
-    daily = []
-    for back in range(days - 1, -1, -1):
-        day = time.strftime("%Y-%m-%d", time.localtime(_local_midnight(now, back)))
-        n, errors, tokens = per_day.get(day, (0, 0, 0))
-        daily.append({"date": day, "requests": n, "errors": errors, "tokens": tokens})
-    return {"days": days, "today": today, "period": period, "daily": daily}
-
-
-def usage_of(rows: list[dict[str, Any]], days: int, now: float | None = None) -> dict[str, Any]:
-    now = time.time() if now is None else now
-    start = _local_midnight(now, days - 1)
-    series = []
-    for back in range(days - 1, -1, -1):
-        lo, hi = _local_midnight(now, back), _local_midnight(now, back - 1)
-        day = [r for r in rows if lo <= r["time"] < hi]
-        series.append(
-            {
-                "date": time.strftime("%Y-%m-%d", time.localtime(lo)),
-                "requests": len(day),
-                "errors": sum(1 for r in day if r["status"] >= 400 or r["error"] is not None),
-                "tokens": sum(
-                    (r["prompt_tokens"] or 0) + (r["completion_tokens"] or 0) for r in day
-                ),
-            }
-        )
-    return {
-        "days": days,
-        "today": summarize(rows, _local_midnight(now)),
-        "period": summarize(rows, start),
-        "daily": series,
-    }
+def in_memory(records: Iterable[RouteRecord]) -> sqlite3.Connection:
+    """A database in memory holding ``records``, for the history's queries to answer about
+    records that are not written anywhere (the page of a server without a history)."""
+    conn = connect(":memory:")
+    migrate(conn)
+    with conn:
+        conn.executemany(_INSERT, _rows(records, lambda message: log.warning("%s", message)))
+    return conn

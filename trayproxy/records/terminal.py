@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from trayproxy.core.table import render_table
-from trayproxy.records import history
+from trayproxy.records import queries
 
 LOG_HEADER = (
     "TIME",
@@ -74,7 +74,7 @@ def _fixed(cells: tuple[str, ...]) -> str:
 
 def cmd_logs(path: Path, lines: int, follow: bool) -> int:
     try:
-        rows = history.recent(path, max(1, lines))
+        rows = queries.recent(path, max(1, lines))
     except sqlite3.Error as exc:
         print(f"error: cannot read the history at {path}: {exc}", file=sys.stderr)
         return 1
@@ -94,7 +94,7 @@ def cmd_logs(path: Path, lines: int, follow: bool) -> int:
         while True:
             time.sleep(0.5)
             try:
-                new = history.recent(path, 1000, after_id=last)
+                new = queries.recent(path, 1000, after_id=last)
             except sqlite3.Error:
                 continue  # trayproxy may be creating the database right now
             for r in new:
@@ -107,7 +107,7 @@ def cmd_logs(path: Path, lines: int, follow: bool) -> int:
 def cmd_usage(path: Path, days: int) -> int:
     days = max(1, days)
     try:
-        data = history.usage(path, days)
+        data = queries.usage(path, days)
     except sqlite3.Error as exc:
         print(f"error: cannot read the history at {path}: {exc}", file=sys.stderr)
         return 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-from trayproxy.config.parse import Config, Provider
+from trayproxy.config.model import Config, Provider
 
 EXACT = "exact"
 PROVIDER_PREFIX = "provider-prefix"

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from trayproxy import __version__
-from trayproxy.config.parse import Config
+from trayproxy.config.model import Config
 from trayproxy.gateway import provider_client
 from trayproxy.gateway.errors import error_response
 from trayproxy.gateway.guard import guard

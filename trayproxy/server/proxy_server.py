@@ -19,7 +19,7 @@ from concurrent.futures import Future
 
 from aiohttp import web
 
-from trayproxy.config.parse import Config
+from trayproxy.config.model import Config
 from trayproxy.core.secret import redactor
 from trayproxy.core.threads import leave_signals_to_the_main_thread
 from trayproxy.gateway.errors import sse_error_event

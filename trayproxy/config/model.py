@@ -1,0 +1,168 @@
+"""The config's schema, stated once: frozen dataclasses whose fields are the TOML keys and
+whose defaults are the defaults. ``parse`` checks text against them; everything else reads
+them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from types import MappingProxyType
+from typing import Any
+
+from trayproxy.core.secret import Secret
+from trayproxy.providers import profiles
+from trayproxy.providers.profiles import Profile
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+DEFAULT_MAX_BODY_MB = 64
+DEFAULT_MAX_ANSWER_MB = 64
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_FIRST_BYTE_TIMEOUT = 600.0  # thinking models may think for minutes before answering
+DEFAULT_IDLE_TIMEOUT = 120.0  # between two stream events; keep-alive comments do not count
+DEFAULT_LOG_SIZE = 500
+
+CAPABILITIES = ("tool_use", "vision", "reasoning")
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used. ``str()`` reads ``file:line: key: problem``."""
+
+    def __init__(
+        self, problem: str, *, file: str = "", line: int | None = None, key: str = ""
+    ) -> None:
+        self.problem = problem
+        self.file = file
+        self.line = line
+        self.key = key
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = self.file or "<config>"
+        if self.line is not None:
+            where += f":{self.line}"
+        return f"{where}: {self.key}: {self.problem}" if self.key else f"{where}: {self.problem}"
+
+
+@dataclass(frozen=True)
+class KeyRef:
+    """Where a provider key comes from, and (hidden) what it is."""
+
+    source: str  # "env:NAME", "literal" or "none"
+    secret: Secret | None = None
+
+    @property
+    def missing(self) -> bool:
+        """A key was asked for but is not available (an unset environment variable)."""
+        return self.source != "none" and self.secret is None
+
+    def describe(self) -> str:
+        if self.source == "none":
+            return "no key"
+        if self.source == "literal":
+            return "literal key in config"
+        if self.source.startswith("keyring:"):
+            state = "found" if self.secret else "not found"
+            return f"keychain entry {self.source[8:]} ({state})"
+        name = self.source.removeprefix("env:")
+        return f"${name}" + (" (set)" if self.secret else " (not set)")
+
+
+@dataclass(frozen=True)
+class Provider:
+    name: str
+    base_url: str
+    api_key: KeyRef
+    headers: tuple[tuple[str, KeyRef], ...] = ()  # values may be secrets too
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    first_byte_timeout: float = DEFAULT_FIRST_BYTE_TIMEOUT
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    profile: Profile = profiles.BUILTIN["openai"]
+    profile_inferred: bool = True  # chosen from base_url, not named in config.toml
+
+
+@dataclass(frozen=True)
+class ModelMapping:
+    """A client model id (what the editor sends) and the name the provider expects."""
+
+    id: str
+    provider: str
+    model: str
+    max_context_size: int | None = None
+    max_output_tokens: int | None = None
+    fallbacks: tuple[str, ...] = ()  # other client ids to try when this one fails to start
+    capabilities: tuple[str, ...] = ()  # from CAPABILITIES
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    max_body_mb: int = DEFAULT_MAX_BODY_MB
+    max_answer_mb: int = DEFAULT_MAX_ANSWER_MB  # a non-streamed answer, decompressed
+    watch_config: bool = True
+    log_size: int = DEFAULT_LOG_SIZE
+    allowed_origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
+    token: KeyRef = field(default_factory=lambda: KeyRef("none"))  # clients must send it
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self.max_body_mb * 1024 * 1024
+
+    @property
+    def max_answer_bytes(self) -> int:
+        return self.max_answer_mb * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class HistorySettings:
+    days: int = 30  # how long the routing history is kept
+
+
+@dataclass(frozen=True)
+class RoutingSettings:
+    provider_prefix: bool = True
+
+
+def _frozen(d: dict[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(d))
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
+    history: HistorySettings = field(default_factory=HistorySettings)
+    providers: Mapping[str, Provider] = field(default_factory=lambda: _frozen({}))
+    models: Mapping[str, ModelMapping] = field(default_factory=lambda: _frozen({}))
+    source: str = ""
+
+    def secret_values(self) -> list[str]:
+        """Every key and secret header value, for redaction."""
+        found = []
+        for provider in self.providers.values():
+            refs = [provider.api_key, *(ref for _, ref in provider.headers)]
+            found += [r.secret.reveal() for r in refs if r.secret and r.source != "none"]
+        if self.server.token.secret:
+            found.append(self.server.token.secret.reveal())
+        return found
+
+    def with_server(self, **changes: Any) -> Config:
+        return replace(self, server=replace(self.server, **changes))
+
+
+def _keys(cls: type, *, besides: tuple[str, ...] = ()) -> frozenset[str]:
+    return frozenset(f.name for f in fields(cls) if f.name not in besides)
+
+
+# The keys each table of config.toml takes: the fields above (a provider's table also takes
+# every field of its profile, to override it).
+SECTIONS = _keys(Config, besides=("source",))
+SERVER_KEYS = _keys(ServerSettings)
+ROUTING_KEYS = _keys(RoutingSettings)
+HISTORY_KEYS = _keys(HistorySettings)
+PROFILE_KEYS = _keys(Profile, besides=("name",))
+PROVIDER_KEYS = _keys(Provider, besides=("name", "profile_inferred")) | PROFILE_KEYS
+MODEL_KEYS = _keys(ModelMapping, besides=("id",))
