@@ -284,18 +284,11 @@ class App:
     # ------------------------------------------------------------ commands
 
     def dispatch(self, command: str) -> Notice | None:
-        """Run a menu command. Never raises; the notice is also shown to the user."""
-        handlers: dict[str, Callable[[], Notice | None]] = {
-            menu.COPY_BASE_URL: self.copy_base_url,
-            menu.COPY_CONTINUE: self.copy_continue_config,
-            menu.RELOAD: self.reload,
-            menu.OPEN_LOG: self.open_routing_log,
-            menu.OPEN_CONFIG: self.open_config,
-            menu.OPEN_LOG_FOLDER: self.open_log_folder,
-            menu.AUTOSTART: self.toggle_autostart,
-            menu.QUIT: self.request_quit,
-        }
-        handler = handlers.get(command)
+        """Run a menu command (``menu.TABLE``). Never raises; the notice is also shown."""
+        entry = menu.BY_NAME.get(command)
+        handler: Callable[[], Notice | None] | None = (
+            None if entry is None else getattr(self, entry.method)
+        )
         if handler is None:
             notice: Notice | None = Notice("trayproxy", f"unknown command {command!r}", ok=False)
         else:
@@ -473,14 +466,12 @@ class App:
             return action
 
         return {
-            "reload": wrap(self.reload, "reloaded"),
-            "open_config": wrap(self.open_config, "opened the config file"),
-            "open_log_folder": wrap(self.open_log_folder, "opened the log folder"),
-            "quit": wrap(self._quit_from_page, "trayproxy is quitting"),
-            "toggle_autostart": wrap(self.toggle_autostart, "changed"),
+            command.name: wrap(getattr(self, command.page_method or command.method), command.done)
+            for command in menu.TABLE
+            if command.done is not None
         }
 
-    def _quit_from_page(self) -> None:
+    def quit_from_page(self) -> None:
         """Quit asked for by the page (the only way without a tray menu)."""
         self.request_quit()
         for callback in list(self._quit_listeners):
