@@ -16,6 +16,8 @@ from trayproxy.config.parse import parse
 from trayproxy.server.proxy_server import ProxyServer
 
 UPSTREAM_KEY = "sk-tp-9f3Kq7Zx2LmW8vR4hJ6c"
+MESSAGES = [{"role": "user", "content": "hi"}]
+TOKEN = "tp-client-token-0123456789abcdef"  # [server] token, as env:TP_TOKEN in serve()
 CLIENT_KEY = "client-key-should-not-travel"
 
 _SCRUB_SUFFIXES = ("_API_KEY", "_PROXY")
@@ -148,3 +150,40 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def serve(upstream):
+    servers: list[ProxyServer] = []
+
+    def start(extra: str = "", **server_keys: str) -> ProxyServer:
+        text = config_text(upstream.url, extra=extra)
+        lines = "".join(f"\n{k} = {v}" for k, v in server_keys.items())
+        server = ProxyServer(
+            parse(
+                text.replace("[server]", "[server]" + lines, 1),
+                environ={
+                    "TP_TOKEN": TOKEN,
+                },
+            )
+        )
+        server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop(grace=1)
+
+
+def chat(server: ProxyServer, model: str, headers: dict | None = None, **extra):
+    return post_json(
+        server.base_url + "/chat/completions",
+        {"model": model, "messages": MESSAGES, **extra},
+        headers,
+    )
+
+
+def record(server: ProxyServer) -> dict:
+    settled(server.logbook)
+    return server.logbook.recent(1)[0].to_dict()

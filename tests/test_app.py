@@ -12,6 +12,7 @@ from pathlib import Path
 
 import openai
 import pytest
+from ruamel.yaml import YAML
 
 from tests.conftest import config_text, free_port, http
 from trayproxy.config.parse import parse
@@ -116,7 +117,8 @@ def test_copy_continue_config(make_app) -> None:
     assert notice is not None and notice.ok and "5 models" in notice.message
     [(kind, text)] = desktop.calls
     assert kind == "copy" and text.count("provider: openai") == 5
-    assert f'apiBase: "{app.server.base_url}"' in text
+    models = YAML(typ="safe").load(text)["models"]
+    assert {m["apiBase"] for m in models} == {app.server.base_url}
     status, _, body = http("GET", app.server.root_url + "/_trayproxy/api/continue-config")
     assert status == 200 and body.decode() == text
 

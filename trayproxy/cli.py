@@ -329,7 +329,7 @@ def cmd_serve(args: argparse.Namespace, *, with_tray: bool) -> int:
 
 
 def cmd_continue_config(override: str | None, merge: bool, file: str | None) -> int:
-    from trayproxy.clients import continue_config
+    from trayproxy.clients import continue_config, continue_merge
 
     config = _load_or_say_why(config_path(override))
     if config is None:
@@ -343,15 +343,11 @@ def cmd_continue_config(override: str | None, merge: bool, file: str | None) -> 
         return 0
     target = Path(file).expanduser() if file else continue_config.default_path()
     try:
-        backup, count, skipped = continue_config.merge_file(target, config, base)
-    except (continue_config.MergeError, OSError) as exc:
+        result = continue_merge.merge_into(target, config, base)
+    except (continue_merge.MergeError, OSError) as exc:
         print(f"error: cannot merge into {target}: {exc}", file=sys.stderr)
         return 1
-    print(f"{target}: {count} trayproxy models written between trayproxy's marker comments.")
-    if backup:
-        print(f"The previous file is saved as {backup}.")
-    if skipped:
-        print("Left alone (your own entries have these names): " + ", ".join(skipped))
+    print(result.summary())
     return 0
 
 
