@@ -9,10 +9,11 @@ import pytest
 from trayproxy.config.model import ConfigError
 from trayproxy.config.parse import parse
 from trayproxy.providers import dialect
+from trayproxy.providers.reasoning import ReasoningMemory
 from trayproxy.routing.resolve import Route, resolve
 
 
-def prepare(route: Route, endpoint: str, body: dict, memory: dialect.ReasoningMemory | None):
+def prepare(route: Route, endpoint: str, body: dict, memory: ReasoningMemory | None):
     """``dialect.prepare`` for a route, as the gateway calls it."""
     return dialect.prepare(
         route.provider.profile, endpoint, body, memory, max_output_tokens=route.max_output_tokens
@@ -127,7 +128,7 @@ def test_short_ids_are_stable_and_valid() -> None:
 
 
 def test_reasoning_memory_is_bounded() -> None:
-    memory = dialect.ReasoningMemory(max_entries=3, max_chars=100)
+    memory = ReasoningMemory(max_entries=3, max_chars=100)
     for i in range(5):
         memory.put([f"id{i}"], "r" * 10)
     assert len(memory) == 3 and memory.get("id0") is None and memory.get("id4") == "r" * 10
@@ -193,7 +194,7 @@ def test_null_reasoning_fields_are_left_as_they_came() -> None:
 
 def test_repeated_tool_call_ids_get_their_own_reasoning_back() -> None:
     """Kimi numbers tool calls per turn: the id alone does not tell two turns apart."""
-    memory = dialect.ReasoningMemory()
+    memory = ReasoningMemory()
     route = route_for("nvidia")
 
     def answer(thinking: str, path: str) -> dict:

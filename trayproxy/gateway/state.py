@@ -12,7 +12,7 @@ from aiohttp import web
 
 from trayproxy.config.model import Config
 from trayproxy.gateway.upstream import system_proxy
-from trayproxy.providers.dialect import ReasoningMemory
+from trayproxy.providers.reasoning import ReasoningMemory
 from trayproxy.records.history import History
 from trayproxy.records.logbook import Logbook, RecordDraft
 

@@ -19,7 +19,7 @@ from aiohttp import web
 from trayproxy.core.usage import StreamWatcher
 from trayproxy.gateway import provider_client, upstream
 from trayproxy.gateway.errors import Failure
-from trayproxy.providers import dialect
+from trayproxy.providers.stream_rewrite import StreamRewriter
 
 if TYPE_CHECKING:  # attempts.py calls this module; its Attempt is only a type here
     from trayproxy.gateway.attempts import Attempt
@@ -91,7 +91,7 @@ else:  # pragma: no cover - Python 3.10
 
 
 async def stream_back(
-    attempt: Attempt, resp: aiohttp.ClientResponse, rewriter: dialect.StreamRewriter | None
+    attempt: Attempt, resp: aiohttp.ClientResponse, rewriter: StreamRewriter | None
 ) -> web.StreamResponse:
     """Write each upstream chunk to the client as it arrives. Status is always 200."""
     draft, state = attempt.draft, attempt.state
@@ -112,7 +112,7 @@ async def _pump(
     attempt: Attempt,
     resp: aiohttp.ClientResponse,
     out: web.StreamResponse,
-    rewriter: dialect.StreamRewriter | None,
+    rewriter: StreamRewriter | None,
 ) -> web.StreamResponse:
     draft, name = attempt.draft, attempt.name
     idle = attempt.provider.idle_timeout

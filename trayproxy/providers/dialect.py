@@ -15,20 +15,16 @@ from __future__ import annotations
 
 import hashlib
 import string
-from collections import OrderedDict
-from collections.abc import Iterable
 from typing import Any
 
 from trayproxy.core.jsonbody import dumps
 from trayproxy.core.jsonbody import loads as json_loads  # exact integers: events are re-sent
-from trayproxy.core.sse import data_of, event_bounds, find_all, last_boundary
+from trayproxy.providers.chat import CHAT, COMPLETIONS, choices_of
 from trayproxy.providers.profiles import RESTORE_OFF, Profile
-
-CHAT = "chat/completions"
-COMPLETIONS = "completions"
+from trayproxy.providers.reasoning import ReasoningMemory, call_key
+from trayproxy.providers.stream_rewrite import StreamRewriter
 
 _ALNUM = string.ascii_letters + string.digits
-_MAX_HELD = 8 * 1024 * 1024  # an event larger than this passes through unchanged
 
 
 def short_id(value: str) -> str:
@@ -42,60 +38,6 @@ def short_id(value: str) -> str:
         n, r = divmod(n, 62)
         out.append(_ALNUM[r])
     return "".join(out)
-
-
-def call_key(call: Any) -> str | None:
-    """What identifies a tool call in the memory: its id, function name and arguments.
-
-    Ids alone repeat: Kimi numbers them per turn (``functions.read_file:0`` in every
-    conversation), so the id finds the turn only together with what was called."""
-    if not isinstance(call, dict) or not isinstance(call.get("id"), str):
-        return None
-    function = call.get("function")
-    name = arguments = ""
-    if isinstance(function, dict):
-        name = function.get("name") if isinstance(function.get("name"), str) else ""
-        arguments = function.get("arguments") if isinstance(function.get("arguments"), str) else ""
-    text = "\x00".join((call["id"], name, arguments))
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-class ReasoningMemory:
-    """The reasoning of recent assistant tool-call turns, keyed by :func:`call_key`.
-
-    Bounded by entries and characters; the oldest go first. Lives in memory only.
-    """
-
-    def __init__(self, max_entries: int = 2048, max_chars: int = 8_000_000) -> None:
-        self._items: OrderedDict[str, str] = OrderedDict()
-        self._chars = 0
-        self.max_entries = max_entries
-        self.max_chars = max_chars
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def put(self, ids: Iterable[str], text: str) -> int:
-        if len(text) > self.max_chars:
-            return 0
-        count = 0
-        for key in ids:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self._chars -= len(old)
-            self._items[key] = text
-            self._chars += len(text)
-            count += 1
-        while self._items and (len(self._items) > self.max_entries or self._chars > self.max_chars):
-            _, dropped = self._items.popitem(last=False)
-            self._chars -= len(dropped)
-        return count
-
-    def get(self, key: str) -> str | None:
-        text = self._items.get(key)
-        if text is not None:
-            self._items.move_to_end(key)
-        return text
 
 
 class Exchange:
@@ -151,12 +93,12 @@ class Exchange:
         except (ValueError, UnicodeDecodeError):
             return data
         changed = False
-        for choice in _choices(obj):
+        for choice in choices_of(obj):
             message = choice.get("message")
             if not isinstance(message, dict):
                 continue
-            changed |= self._rename_reasoning(message)
-            changed |= self._map_ids_back(message)
+            changed |= self.rename_reasoning(message)
+            changed |= self.map_ids_back(message)
             text = message.get("reasoning_content")
             calls = message.get("tool_calls")
             keys = [k for k in map(call_key, calls) if k] if isinstance(calls, list) else []
@@ -164,7 +106,7 @@ class Exchange:
                 self.remembered += self.memory.put(keys, text)
         return dumps(obj) if changed else data
 
-    def _rename_reasoning(self, part: dict[str, Any]) -> bool:
+    def rename_reasoning(self, part: dict[str, Any]) -> bool:
         value = part.get("reasoning")
         if not isinstance(value, str) or not value:
             return False  # absent, or a null some providers send in every chunk
@@ -174,7 +116,7 @@ class Exchange:
             self.renamed += 1
         return True
 
-    def _map_ids_back(self, part: dict[str, Any]) -> bool:
+    def map_ids_back(self, part: dict[str, Any]) -> bool:
         """Put the client's tool-call ids back into ``part`` (in place); whether any was."""
         calls = part.get("tool_calls")
         mapped = 0
@@ -187,156 +129,6 @@ class Exchange:
                         mapped += 1
         self.ids_mapped += mapped
         return mapped > 0
-
-
-class StreamRewriter:
-    """Rewrites SSE events of one streamed answer. ``feed`` returns what to send now."""
-
-    def __init__(self, exchange: Exchange) -> None:
-        self.ex = exchange
-        self._tail = b""
-        triggers = [b'"reasoning']
-        if exchange.strip_usage:
-            triggers.append(b'"usage"')
-        if exchange.id_back or exchange.memory is not None:
-            triggers.append(b'"tool_calls"')
-        self._triggers = tuple(triggers)
-        self._reasoning: dict[int, list[str]] = {}
-        # (choice index, tool-call index) -> the call as the client assembles it
-        self._calls: dict[tuple[int, int], dict[str, Any]] = {}
-
-    def _wanted(self, data: bytes) -> bool:
-        return any(t in data for t in self._triggers)
-
-    def feed(self, chunk: bytes) -> bytes:
-        if not self._tail and chunk.endswith(b"\n\n") and not self._wanted(chunk):
-            return chunk  # whole events with nothing to change: the provider's own bytes
-        data = self._tail + chunk
-        end = last_boundary(data)
-        complete, self._tail = data[:end], data[end:]
-        out: list[bytes] = []
-        done = 0
-        for at in find_all(complete, self._triggers):
-            if at < done:
-                continue  # inside an event already rewritten
-            start, stop = event_bounds(complete, at)
-            out.append(complete[done:start])
-            out.append(self._event(complete[start:stop]))
-            done = stop
-        out.append(complete[done:])
-        if len(self._tail) > _MAX_HELD:
-            out.append(self._tail)
-            self._tail = b""
-        return b"".join(out)
-
-    def finish(self) -> bytes:
-        """The end of the stream: whatever was held back, and the reasoning to remember."""
-        tail, self._tail = self._tail, b""
-        memory = self.ex.memory
-        if memory is not None:
-            keys: dict[int, list[str]] = {}
-            for (index, _), call in sorted(self._calls.items()):
-                key = call_key(call)
-                if key:
-                    keys.setdefault(index, []).append(key)
-            for index, found in keys.items():
-                text = "".join(self._reasoning.get(index, ()))
-                if text:
-                    self.ex.remembered += memory.put(found, text)
-        return tail
-
-    def _event(self, raw: bytes) -> bytes:
-        payload, other_fields = data_of(raw)
-        if other_fields or not payload or payload == b"[DONE]":
-            return raw  # "event:" or "id:" fields: not an OpenAI chunk, leave it
-        try:
-            obj = json_loads(payload)
-        except (ValueError, UnicodeDecodeError):
-            return raw
-        if not isinstance(obj, dict):
-            return raw
-        rewritten = self._chunk(obj)
-        if rewritten is None:
-            return raw
-        return b"".join(b"data: " + dumps(o) + b"\n\n" for o in rewritten)
-
-    def _assemble(self, index: int, fragments: Any) -> None:
-        """Tool-call fragments joined the way clients join them: id, name, arguments."""
-        if not isinstance(fragments, list):
-            return
-        for position, fragment in enumerate(fragments):
-            if not isinstance(fragment, dict):
-                continue
-            slot = fragment.get("index", position)
-            call = self._calls.setdefault(
-                (index, slot if isinstance(slot, int) else position),
-                {"id": None, "function": {"name": "", "arguments": ""}},
-            )
-            if isinstance(fragment.get("id"), str):
-                call["id"] = fragment["id"]
-            function = fragment.get("function")
-            if isinstance(function, dict):
-                for part in ("name", "arguments"):
-                    if isinstance(function.get(part), str):
-                        call["function"][part] += function[part]
-
-    def _chunk(self, obj: dict[str, Any]) -> list[dict[str, Any]] | None:
-        """The chunks to send instead of ``obj``, or None to send it unchanged."""
-        ex = self.ex
-        choices = obj.get("choices")
-        if ex.strip_usage and "usage" in obj and not choices:
-            ex.usage_removed += 1
-            return []
-        if ex.endpoint != CHAT:
-            return None
-        changed = False
-        for position, choice in enumerate(_choices(obj)):
-            delta = choice.get("delta")
-            if not isinstance(delta, dict):
-                continue
-            changed |= ex._rename_reasoning(delta)
-            index = choice.get("index", position)
-            index = index if isinstance(index, int) else position
-            changed |= ex._map_ids_back(delta)
-            text = delta.get("reasoning_content")
-            if ex.memory is not None:
-                if isinstance(text, str) and text:
-                    self._reasoning.setdefault(index, []).append(text)
-                self._assemble(index, delta.get("tool_calls"))
-            if text and delta.get("content") == "":
-                del delta["content"]  # an empty content would hide the reasoning
-                changed = True
-        if isinstance(choices, list) and len(choices) == 1:
-            pair = _split(obj, choices[0])
-            if pair is not None:
-                ex.split += 1
-                return pair
-        return [obj] if changed else None
-
-
-def _split(obj: dict[str, Any], choice: Any) -> list[dict[str, Any]] | None:
-    """Reasoning and content (or tool calls) of one delta as two chunks, reasoning first."""
-    if not isinstance(choice, dict):
-        return None
-    delta = choice.get("delta")
-    if not isinstance(delta, dict) or not delta.get("reasoning_content"):
-        return None
-    if not (delta.get("content") or delta.get("tool_calls")):
-        return None
-    head = {k: v for k, v in delta.items() if k in ("role", "reasoning_content")}
-    rest = {k: v for k, v in delta.items() if k != "reasoning_content"}
-    first = {k: v for k, v in obj.items() if k != "usage"}
-    first["choices"] = [{**choice, "delta": head, "finish_reason": None}]
-    second = dict(obj)
-    second["choices"] = [{**choice, "delta": rest}]
-    return [first, second]
-
-
-def _choices(obj: Any) -> list[dict[str, Any]]:
-    choices = obj.get("choices") if isinstance(obj, dict) else None
-    if not isinstance(choices, list):
-        return []
-    return [c for c in choices if isinstance(c, dict)]
 
 
 # ---------------------------------------------------------------- the request
