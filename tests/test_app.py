@@ -274,6 +274,10 @@ def test_port_in_use_is_the_error_state_then_reload_recovers(make_app, upstream)
         assert notice is not None and not notice.ok  # nothing wrong is put on the clipboard
         assert f"http://127.0.0.1:{port}/v1" in notice.message
         assert app.desktop.calls == []
+        # the address comes from the config as last read, not from reading it again (which
+        # would ask the keychain for every key each time the menu shows the status)
+        app.config_path.write_text("[server\n")
+        assert app.intended_url == f"http://127.0.0.1:{port}/v1"
     app.config_path.write_text(config_text(upstream.url, port=free_port()))
     notice = app.dispatch(menu.RELOAD)
     assert app.serving and notice is not None and notice.title == "Serving"

@@ -1,7 +1,9 @@
-"""The desktop app's core: what the tray menu and the page can do. No GUI imports.
+"""The desktop app's core, without GUI imports: ``App`` starts, reloads and stops the
+``ProxyServer``, the config watcher and the history, and waits on the main thread for Quit
+or a signal. What the user can ask of it is in ``commands`` (the menu's and the page's
+table), what it tells the user in ``notices``.
 
-``App`` owns the ``ProxyServer`` and the config watcher. Its methods are safe to call from
-any thread, never raise, and return a ``Notice`` for the user. The tray adapter only shows
+Its methods are safe to call from any thread and never raise. The tray adapter only shows
 menus and notices; a headless run uses the same object.
 """
 
@@ -10,29 +12,23 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from trayproxy.config.files import ensure_config_file, load_file, permission_warning
-from trayproxy.config.model import Config, ConfigError
+from trayproxy.config.model import DEFAULT_HOST, DEFAULT_PORT, Config, ConfigError
 from trayproxy.config.paths import Paths
 from trayproxy.desktop import menu
+from trayproxy.desktop.commands import Commands
 from trayproxy.desktop.instance import InstanceLock
+from trayproxy.desktop.notices import Notice, Notices
 from trayproxy.desktop.watcher import ConfigWatcher
 from trayproxy.records.history import History
 from trayproxy.server.proxy_server import PortInUseError, ProxyServer, ServerError, format_host
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Notice:
-    title: str
-    message: str
-    ok: bool = True
 
 
 @dataclass
@@ -50,7 +46,7 @@ class Overrides:
 
 
 @dataclass
-class App:
+class App(Commands):
     config_path: Path
     paths: Paths
     overrides: Overrides = field(default_factory=Overrides)
@@ -66,9 +62,10 @@ class App:
         self.error: str | None = None  # what stops us serving, for the status line
         self.error_detail: str | None = None  # the whole message
         self._reload_lock = threading.Lock()
-        self._listeners: list[Callable[[], None]] = []
-        self._show: Callable[[Notice], None] | None = None
-        self._early: list[Notice] = []
+        self._notices = Notices()
+        # where trayproxy serves, or would: from the config last read (never read again just
+        # to say it: that would mean the keychain on every status line)
+        self._address: tuple[str, int] | None = None
         self._quit_listeners: list[Callable[[], None]] = []
         self._watcher: ConfigWatcher | None = None
         self._last_watch_error: str | None = None
@@ -93,43 +90,18 @@ class App:
     # ------------------------------------------------------------ wiring
 
     def set_notifier(self, show: Callable[[Notice], None]) -> None:
-        """Show notices with ``show`` from now on (a desktop notification), and the ones
-        from start-up now. Every notice is also logged, once, by ``notify``."""
-        self._show = show
-        early, self._early = self._early, []
-        for notice in early:
-            self._display(notice)
+        """Show notices with ``show`` from now on (a desktop notification)."""
+        self._notices.set_notifier(show)
 
     def add_listener(self, callback: Callable[[], None]) -> None:
         """Called (from any thread) when the status or icon should change."""
-        self._listeners.append(callback)
-
-    def _changed(self) -> None:
-        for callback in list(self._listeners):
-            try:
-                callback()
-            except Exception:
-                log.exception("a status listener failed")
+        self._notices.add_listener(callback)
 
     def notify(self, notice: Notice) -> None:
-        self._log_notice(notice)
-        if self._show is None:
-            # the tray may not exist yet: shown when it does (a few, not forever)
-            self._early = [*self._early[-9:], notice]
-            return
-        self._display(notice)
+        self._notices.notify(notice)
 
-    def _display(self, notice: Notice) -> None:
-        assert self._show is not None
-        try:
-            self._show(notice)
-        except Exception:
-            log.exception("showing a notification failed")
-
-    @staticmethod
-    def _log_notice(notice: Notice) -> None:
-        level = logging.INFO if notice.ok else logging.WARNING
-        log.log(level, "%s: %s", notice.title, notice.message)
+    def _changed(self) -> None:
+        self._notices.changed()
 
     # ------------------------------------------------------------ state
 
@@ -145,13 +117,18 @@ class App:
 
     @property
     def intended_url(self) -> str:
-        """Where trayproxy would serve, from the config (and overrides), while it cannot."""
-        try:
-            server = self.overrides.apply(load_file(self.config_path)).server
-            host, port = server.host, server.port
-        except ConfigError:
-            host, port = self.overrides.host or "127.0.0.1", self.overrides.port or 8000
+        """Where trayproxy would serve, from the config last read (and overrides)."""
+        if self._address is not None:
+            host, port = self._address
+        else:  # the config could never be read
+            host, port = self.overrides.host or DEFAULT_HOST, self.overrides.port or DEFAULT_PORT
         return f"http://{format_host(host)}:{port}/v1"
+
+    def _load(self) -> Config:
+        """The config file, with the command line's overrides. Raises ConfigError."""
+        config = self.overrides.apply(load_file(self.config_path))
+        self._address = (config.server.host, config.server.port)
+        return config
 
     @property
     def status(self) -> str:
@@ -188,7 +165,7 @@ class App:
                 )
             )
         try:
-            config = self.overrides.apply(load_file(self.config_path))
+            config = self._load()
         except ConfigError as exc:
             self._set_error("Config error: " + _short(exc), notice=str(exc))
             config = None
@@ -281,57 +258,7 @@ class App:
         if self.lock is not None:
             self.lock.release()
 
-    # ------------------------------------------------------------ commands
-
-    def dispatch(self, command: str) -> Notice | None:
-        """Run a menu command (``menu.TABLE``). Never raises; the notice is also shown."""
-        entry = menu.BY_NAME.get(command)
-        handler: Callable[[], Notice | None] | None = (
-            None if entry is None else getattr(self, entry.method)
-        )
-        if handler is None:
-            notice: Notice | None = Notice("trayproxy", f"unknown command {command!r}", ok=False)
-        else:
-            try:
-                notice = handler()
-            except Exception as exc:
-                log.exception("menu command %s failed", command)
-                notice = Notice("trayproxy", f"{command} failed: {exc}", ok=False)
-        if notice is not None:
-            self.notify(notice)
-        return notice
-
-    def copy_base_url(self) -> Notice:
-        if not self.serving:
-            return Notice(
-                "Not serving",
-                f"{self.error or 'trayproxy is not serving'}; nothing answers at "
-                f"{self.intended_url} yet.",
-                ok=False,
-            )
-        url = self.base_url
-        ok, why = self._desktop().copy_text(url)
-        if ok:
-            return Notice("Copied", f"{url} is on the clipboard")
-        return Notice("Could not copy the base URL", f"{why}. The URL is {url}", ok=False)
-
-    def copy_continue_config(self) -> Notice:
-        """A Continue config.yaml with every mapped id, on the clipboard."""
-        if not self.serving:
-            return Notice("Not serving", self.error or "trayproxy is not serving", ok=False)
-        assert self.server is not None
-        from trayproxy.clients import continue_config
-
-        text = continue_config.render(self.server.config, self.server.base_url)
-        n = len(self.server.config.models)
-        ok, why = self._desktop().copy_text(text)
-        if ok:
-            return Notice(
-                "Copied",
-                f"A Continue config with {n} models is on the clipboard: paste its models into "
-                "~/.continue/config.yaml.",
-            )
-        return Notice("Could not copy the Continue config", why, ok=False)
+    # ------------------------------------------------------------ reload
 
     def reload(self, source: str = "menu") -> Notice | None:
         """Re-read the config. On error the old mappings keep serving."""
@@ -339,7 +266,7 @@ class App:
             if self._watcher is not None:
                 self._watcher.mark_current()
             try:
-                new = self.overrides.apply(load_file(self.config_path))
+                new = self._load()
             except ConfigError as exc:
                 message = f"{exc}\nThe old mappings keep serving."
                 if self.server is None or not self.serving:
@@ -357,9 +284,10 @@ class App:
             old = self.server.config
             note = ""
             if (new.server.host, new.server.port) != (old.server.host, old.server.port):
-                note = self._rebind(new)
-                if note.startswith("Still"):
+                moved, note = self._rebind(new)
+                if not moved:
                     new = new.with_server(host=old.server.host, port=old.server.port)
+                    self._address = (old.server.host, old.server.port)
             self.server.apply(new)
             self._history(new)
             self.error = None
@@ -367,59 +295,16 @@ class App:
             self._changed()
             return Notice("Mappings reloaded", summary + (f"\n{note}" if note else ""))
 
-    def _rebind(self, new: Config) -> str:
+    def _rebind(self, new: Config) -> tuple[bool, str]:
+        """Move to the new address: (whether it moved, what to tell the user)."""
         assert self.server is not None
         old_url = self.server.base_url
         try:
             self.server.rebind(new.server.host, new.server.port, config=new)
         except ServerError as exc:
-            return f"Still serving {old_url}: {exc}"
+            return False, f"Still serving {old_url}: {exc}"
         self._publish()
-        return f"Now serving {self.server.base_url}"
-
-    def open_routing_log(self) -> Notice | None:
-        if self.server is None:
-            return Notice("Not serving", self.error or "trayproxy is not serving", ok=False)
-        ok, why = self._desktop().open_url(self.page_url())
-        return None if ok else Notice("Could not open the routing log", why, ok=False)
-
-    def page_url(self) -> str:
-        """The routing-log page; with a client token, the token rides in the fragment,
-        which browsers never send to a server or put in a referrer."""
-        assert self.server is not None
-        url = self.server.root_url + "/_trayproxy/"
-        token = self.server.config.server.token.secret
-        return url + "#token=" + urllib.parse.quote(token.reveal()) if token else url
-
-    def open_config(self) -> Notice | None:
-        try:
-            ensure_config_file(self.config_path)
-        except OSError as exc:
-            return Notice("Could not create the config", str(exc), ok=False)
-        ok, why = self._desktop().open_path(self.config_path, edit=True)
-        return None if ok else Notice("Could not open the config file", why, ok=False)
-
-    def open_log_folder(self) -> Notice | None:
-        folder = self.paths.log_dir
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            return Notice("Could not create the log folder", str(exc), ok=False)
-        ok, why = self._desktop().open_path(folder)
-        return None if ok else Notice("Could not open the log folder", why, ok=False)
-
-    def toggle_autostart(self) -> Notice:
-        try:
-            if self._autostart().enabled():
-                where = self._autostart().disable()
-                notice = Notice("Start at login", f"trayproxy will not start at login ({where}).")
-            else:
-                where = self._autostart().enable()
-                notice = Notice("Start at login", f"trayproxy will start at login ({where}).")
-        except OSError as exc:
-            return Notice("Start at login", f"Could not change it: {exc}", ok=False)
-        self._changed()
-        return notice
+        return True, f"Now serving {self.server.base_url}"
 
     def request_quit(self) -> None:
         self.quit_requested.set()
@@ -452,35 +337,6 @@ class App:
                 notice = self.reload(source="signal")
                 if notice is not None:
                     self.notify(notice)
-
-    def page_actions(self) -> dict[str, Callable[[], tuple[bool, str]]]:
-        """What the /_trayproxy/ page may ask for (copying is done by the browser itself)."""
-
-        def wrap(fn: Callable[[], Notice | None], done: str) -> Callable[[], tuple[bool, str]]:
-            def action() -> tuple[bool, str]:
-                notice = fn()
-                if notice is None:
-                    return True, done
-                return notice.ok, notice.message
-
-            return action
-
-        return {
-            command.name: wrap(getattr(self, command.page_method or command.method), command.done)
-            for command in menu.TABLE
-            if command.done is not None
-        }
-
-    def quit_from_page(self) -> None:
-        """Quit asked for by the page (the only way without a tray menu)."""
-        self.request_quit()
-        for callback in list(self._quit_listeners):
-            callback()
-        return None
-
-    def add_quit_listener(self, callback: Callable[[], None]) -> None:
-        """Called when something other than the tray asks to quit (the tray stops itself)."""
-        self._quit_listeners.append(callback)
 
 
 def describe_change(old: Config, new: Config) -> str:
