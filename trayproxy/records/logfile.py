@@ -5,6 +5,13 @@ Lines are formatted where they are logged and written by a small thread every
 ``FLUSH_SECONDS`` (warnings and errors at once), and at exit. The file handler rotates like
 :class:`logging.handlers.RotatingFileHandler`, counting its size itself instead of asking the
 file system on every line.
+
+Why not the standard library's ``QueueHandler`` + ``QueueListener``: that listener writes
+and flushes each record on each handler, a system call per line per handler. Measured side
+by side (``python -m bench.logging_cost``, console and file as trayproxy has them): 2.3 µs
+on the caller's thread and 2.9 µs of process CPU per request line here, against 5.0 µs and
+20.7 µs through the queue listener: about a tenth of trayproxy's own CPU per request, spent
+again on every request of a busy day, on a laptop's battery.
 """
 
 from __future__ import annotations
