@@ -237,3 +237,33 @@ def test_capabilities_are_checked() -> None:
     assert '"tool_use", "vision", "reasoning"' in str(err)
     ok = parse(SEED + 'capabilities = ["tool_use", "vision"]\n', environ={})
     assert ok.models["nvidia/kimi-k2-thinking"].capabilities == ("tool_use", "vision")
+
+
+def test_reading_is_pure_and_keys_are_resolved_after(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``read`` touches neither the environment nor the keychain; ``parse`` resolves the
+    references it found, and a problem with one still names its line."""
+    from trayproxy.config import keys
+    from trayproxy.config.parse import read
+
+    asked: list[str] = []
+
+    def no_keychain(name: str) -> None:
+        asked.append(name)
+        raise keys.KeyRefError("the OS keychain cannot be read")
+
+    monkeypatch.setattr(keys, "_from_keyring", no_keychain)
+    monkeypatch.setenv("NVIDIA_API_KEY", "nvapi-from-env")
+    text = SEED + '\n[providers.kc]\nbase_url = "https://kc.example/v1"\napi_key = "keyring:kc"\n'
+    config = read(text, file="config.toml")
+    assert config.providers["nvidia"].api_key.source == "env:NVIDIA_API_KEY"
+    assert config.providers["nvidia"].api_key.secret is None
+    assert config.providers["kc"].api_key.secret is None
+    assert asked == []
+    resolved = parse(SEED, file="config.toml")
+    assert resolved.providers["nvidia"].api_key.secret == Secret("nvapi-from-env")
+    with pytest.raises(ConfigError) as info:
+        parse(text, file="config.toml")
+    assert str(info.value) == (
+        "config.toml:17: providers.kc.api_key: the OS keychain cannot be read"
+    )
+    assert asked == ["kc"]

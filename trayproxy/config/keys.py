@@ -1,13 +1,17 @@
-"""Key references (``env:NAME``, ``keyring:NAME``, a literal value) resolved to secrets: the
-only module that reads the environment or the OS keychain.
+"""Key references (``env:NAME``, ``keyring:NAME``, a literal value): what a config value
+names (``reference``, pure, used while parsing) and the secrets they name (``resolve``, run
+on a parsed config): the only module that reads the environment or the OS keychain.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import replace
+from types import MappingProxyType
 
-from trayproxy.config.model import KeyRef
+from trayproxy.config.lines import format_key_path, line_of
+from trayproxy.config.model import Config, ConfigError, KeyRef
 from trayproxy.core.secret import Secret
 
 
@@ -15,25 +19,66 @@ class KeyRefError(ValueError):
     pass
 
 
-def resolve(raw: str, environ: Mapping[str, str] | None = None) -> KeyRef:
-    """``env:NAME`` or ``keyring:NAME`` (read now), a literal value, or "" for none. The
-    environment is ``environ`` when given (tests), else the process's."""
-    if environ is None:
-        environ = os.environ
+def reference(raw: str, at: tuple[str, ...]) -> KeyRef:
+    """What a config value names, unresolved (pure): ``env:NAME``, ``keyring:NAME``, a
+    literal value, or "" for none. Raises :class:`KeyRefError` for a malformed one."""
     if raw.startswith("env:"):
-        name = raw[4:].strip()
-        if not name:
+        if not raw[4:].strip():
             raise KeyRefError('names no variable: write "env:NAME"')
-        value = _sendable(environ.get(name, "").strip(), f"the environment variable {name}")
-        return KeyRef(f"env:{name}", Secret(value) if value else None)
+        return KeyRef(f"env:{raw[4:].strip()}", None, at)
     if raw.startswith("keyring:"):
-        name = raw[8:].strip()
-        if not name:
+        if not raw[8:].strip():
             raise KeyRefError('names no entry: write "keyring:NAME"')
-        return KeyRef(f"keyring:{name}", _from_keyring(name))
+        return KeyRef(f"keyring:{raw[8:].strip()}", None, at)
     if not raw:
-        return KeyRef("none")
-    return KeyRef("literal", Secret(_sendable(raw, "the value")))
+        return KeyRef("none", None, at)
+    return KeyRef("literal", Secret(_sendable(raw, "the value")), at)
+
+
+def resolve(config: Config, text: str, environ: Mapping[str, str] | None = None) -> Config:
+    """``config`` with every ``env:`` and ``keyring:`` reference read now: from ``environ``
+    when given (tests), else the process's environment, and from the OS keychain. A problem
+    is a :class:`ConfigError` at the reference's line in ``text``."""
+    env = os.environ if environ is None else environ
+
+    def fail(ref: KeyRef, problem: str) -> ConfigError:
+        return ConfigError(
+            problem,
+            file=config.source,
+            line=line_of(text, ref.at),
+            key=format_key_path(ref.at),
+        )
+
+    def read(ref: KeyRef) -> KeyRef:
+        kind, _, name = ref.source.partition(":")
+        try:
+            if kind == "env":
+                value = _sendable(env.get(name, "").strip(), f"the environment variable {name}")
+                return KeyRef(ref.source, Secret(value) if value else None, ref.at)
+            if kind == "keyring":
+                return KeyRef(ref.source, _from_keyring(name), ref.at)
+        except KeyRefError as exc:
+            raise fail(ref, str(exc)) from None
+        return ref
+
+    providers = {
+        name: replace(
+            p,
+            api_key=read(p.api_key),
+            headers=tuple((header, read(ref)) for header, ref in p.headers),
+        )
+        for name, p in config.providers.items()
+    }
+    token = read(config.server.token)
+    if token.missing:
+        raise fail(token, f"reads {token.source}, which is not set")
+    if token.secret is not None and len(token.secret.reveal()) < 16:
+        raise fail(token, "must be at least 16 characters long")
+    return replace(
+        config,
+        providers=MappingProxyType(providers),
+        server=replace(config.server, token=token),
+    )
 
 
 def _sendable(value: str, what: str) -> str:

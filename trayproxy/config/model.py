@@ -49,8 +49,10 @@ class ConfigError(ValueError):
 class KeyRef:
     """Where a provider key comes from, and (hidden) what it is."""
 
-    source: str  # "env:NAME", "literal" or "none"
+    source: str  # "env:NAME", "keyring:NAME", "literal" or "none"
     secret: Secret | None = None
+    # the key path in config.toml that holds the reference, for error messages
+    at: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def missing(self) -> bool:

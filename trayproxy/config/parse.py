@@ -1,8 +1,8 @@
 """TOML text -> a validated, frozen :class:`~trayproxy.config.model.Config`.
 
 Every error is a :class:`ConfigError` naming the file, the line (when it can be found) and
-the key path. Key references are resolved by ``keys``, the one module that touches the
-environment or the keychain; everything else here is a pure function of the text.
+the key path. :func:`read` is a pure function of the text; :func:`parse` then has ``keys``,
+the one module that touches the environment or the keychain, resolve the key references.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ _RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "c
 # ---------------------------------------------------------------- sections
 
 
-def _server(c: Checker, raw: Any, environ: Mapping[str, str] | None) -> ServerSettings:
+def _server(c: Checker, raw: Any) -> ServerSettings:
     path = ("server",)
     t = c.table(raw, path)
     c.only_keys(t, path, SERVER_KEYS)
@@ -79,13 +79,9 @@ def _server(c: Checker, raw: Any, environ: Mapping[str, str] | None) -> ServerSe
     hosts = _string_list(c, t, path, "allowed_hosts")
     token_raw = c.string(t, path, "token")
     try:
-        token = keys.resolve((token_raw or "").strip(), environ)
+        token = keys.reference((token_raw or "").strip(), (*path, "token"))
     except KeyRefError as exc:
         raise c.fail((*path, "token"), str(exc)) from None
-    if token.missing:
-        raise c.fail((*path, "token"), f"reads {token.source}, which is not set")
-    if token.secret is not None and len(token.secret.reveal()) < 16:
-        raise c.fail((*path, "token"), "must be at least 16 characters long")
     d = ServerSettings()
     return ServerSettings(
         host=d.host if host is None else host.strip(),
@@ -145,7 +141,7 @@ def _base_url(c: Checker, path: tuple[str, ...], value: str | None) -> str:
     return url.rstrip("/")
 
 
-def _provider(c: Checker, name: str, raw: Any, environ: Mapping[str, str] | None) -> Provider:
+def _provider(c: Checker, name: str, raw: Any) -> Provider:
     path = ("providers", name)
     if not _NAME.fullmatch(name):
         raise c.fail(path, "provider names use letters, digits, '_', '-' and '.' only")
@@ -154,7 +150,7 @@ def _provider(c: Checker, name: str, raw: Any, environ: Mapping[str, str] | None
     base_url = _base_url(c, (*path, "base_url"), c.string(t, path, "base_url"))
     key_raw = c.string(t, path, "api_key")
     try:
-        api_key = keys.resolve((key_raw or "").strip(), environ)
+        api_key = keys.reference((key_raw or "").strip(), (*path, "api_key"))
     except KeyRefError as exc:
         raise c.fail((*path, "api_key"), str(exc)) from None
     headers: list[tuple[str, KeyRef]] = []
@@ -168,7 +164,7 @@ def _provider(c: Checker, name: str, raw: Any, environ: Mapping[str, str] | None
             if any(ord(ch) < 32 or ch == "\x7f" for ch in hvalue):
                 raise c.fail((*hpath, hname), "must not contain control characters")
             try:
-                ref = keys.resolve(hvalue.strip(), environ)
+                ref = keys.reference(hvalue.strip(), (*hpath, hname))
             except KeyRefError as exc:
                 raise c.fail((*hpath, hname), str(exc)) from None
             if ref.source == "none":
@@ -304,9 +300,14 @@ def _model(c: Checker, model_id: str, raw: Any, providers: Mapping[str, Provider
 
 
 def parse(text: str, *, file: str = "", environ: Mapping[str, str] | None = None) -> Config:
-    """Parse and validate config text. Raises :class:`ConfigError`. Key references read
-    ``environ`` when given (tests), else the process's environment."""
-    env = environ
+    """:func:`read` the text, then resolve its key references (``keys.resolve``: from
+    ``environ`` when given, else the process's environment, and the keychain)."""
+    return keys.resolve(read(text, file=file), text, environ)
+
+
+def read(text: str, *, file: str = "") -> Config:
+    """Parse and validate config text, key references left unresolved: a pure function.
+    Raises :class:`ConfigError`."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -321,11 +322,11 @@ def parse(text: str, *, file: str = "", environ: Mapping[str, str] | None = None
         raise ConfigError(f"not valid TOML: {problem}", file=file, line=line) from None
     c = Checker(text, file)
     c.only_keys(data, (), SECTIONS)
-    server = _server(c, data.get("server", {}), env)
+    server = _server(c, data.get("server", {}))
     routing = _routing(c, data.get("routing", {}))
     history = _history(c, data.get("history", {}))
     providers = {
-        name: _provider(c, name, raw, env)
+        name: _provider(c, name, raw)
         for name, raw in c.table(data.get("providers", {}), ("providers",)).items()
     }
     models = {
