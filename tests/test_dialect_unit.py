@@ -8,7 +8,7 @@ import pytest
 
 from trayproxy.config.model import ConfigError
 from trayproxy.config.parse import parse
-from trayproxy.providers import dialect
+from trayproxy.providers import dialect, stream_rewrite
 from trayproxy.providers.reasoning import ReasoningMemory
 from trayproxy.routing.resolve import Route, resolve
 
@@ -60,7 +60,7 @@ STREAM = (
 def rewrite(data: bytes, pieces: list[bytes], strip_usage: bool) -> tuple[bytes, dialect.Exchange]:
     _, ex = prepare(route_for("openai"), "chat/completions", {"messages": []}, None)
     ex.strip_usage = strip_usage
-    rw = ex.stream_rewriter()
+    rw = stream_rewrite.for_exchange(ex)
     assert rw is not None
     return b"".join(rw.feed(p) for p in pieces) + rw.finish(), ex
 
@@ -199,7 +199,7 @@ def test_repeated_tool_call_ids_get_their_own_reasoning_back() -> None:
 
     def answer(thinking: str, path: str) -> dict:
         _, ex = prepare(route, "chat/completions", {"messages": []}, memory)
-        rw = ex.stream_rewriter()
+        rw = stream_rewrite.for_exchange(ex)
         assert rw is not None
         call = {"index": 0, "id": "functions.read_file:0", "type": "function"}
         stream = (

@@ -24,7 +24,7 @@ from trayproxy.gateway import provider_client, provider_errors, upstream
 from trayproxy.gateway.errors import Failure, error_message_from_body
 from trayproxy.gateway.state import ProxyState
 from trayproxy.gateway.stream import copy_headers, stream_back, within
-from trayproxy.providers import dialect
+from trayproxy.providers import dialect, stream_rewrite
 from trayproxy.records.logbook import RecordDraft
 from trayproxy.routing.resolve import PROVIDER_PREFIX, Route, suggest
 
@@ -230,7 +230,7 @@ class Attempt:
             )
         ctype = resp.headers.get("Content-Type", "").lower()
         if status < 300 and ("event-stream" in ctype or (draft.stream and "json" not in ctype)):
-            return await stream_back(self, resp, exchange.stream_rewriter())
+            return await stream_back(self, resp, stream_rewrite.for_exchange(exchange))
         draft.mark_first_byte()  # a JSON answer starts with its status line and headers
         failed = status >= 400  # an error is a few lines: more is not read, redacted, parsed
         limit = _ERROR_LIMIT if failed else self.config.server.max_answer_bytes

@@ -11,18 +11,32 @@ import contextlib
 import sys
 import time
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, TypeVar
+from typing import Protocol, TypeVar
 
 import aiohttp
 from aiohttp import web
 
+from trayproxy.config.model import Provider
 from trayproxy.core.usage import StreamWatcher
 from trayproxy.gateway import provider_client, upstream
 from trayproxy.gateway.errors import Failure
+from trayproxy.gateway.state import ProxyState
 from trayproxy.providers.stream_rewrite import StreamRewriter
+from trayproxy.records.logbook import RecordDraft
 
-if TYPE_CHECKING:  # attempts.py calls this module; its Attempt is only a type here
-    from trayproxy.gateway.attempts import Attempt
+
+class Source(Protocol):
+    """What a stream is relayed for (an ``attempts.Attempt``)."""
+
+    request: web.Request
+    state: ProxyState
+    draft: RecordDraft
+    provider: Provider
+    retried: bool
+
+    @property
+    def name(self) -> str: ...
+
 
 T = TypeVar("T")
 
@@ -91,7 +105,7 @@ else:  # pragma: no cover - Python 3.10
 
 
 async def stream_back(
-    attempt: Attempt, resp: aiohttp.ClientResponse, rewriter: StreamRewriter | None
+    attempt: Source, resp: aiohttp.ClientResponse, rewriter: StreamRewriter | None
 ) -> web.StreamResponse:
     """Write each upstream chunk to the client as it arrives. Status is always 200."""
     draft, state = attempt.draft, attempt.state
@@ -109,7 +123,7 @@ async def stream_back(
 
 
 async def _pump(
-    attempt: Attempt,
+    attempt: Source,
     resp: aiohttp.ClientResponse,
     out: web.StreamResponse,
     rewriter: StreamRewriter | None,

@@ -22,7 +22,6 @@ from trayproxy.core.jsonbody import loads as json_loads  # exact integers: event
 from trayproxy.providers.chat import CHAT, COMPLETIONS, choices_of
 from trayproxy.providers.profiles import RESTORE_OFF, Profile
 from trayproxy.providers.reasoning import ReasoningMemory, call_key
-from trayproxy.providers.stream_rewrite import StreamRewriter
 
 _ALNUM = string.ascii_letters + string.digits
 
@@ -62,9 +61,6 @@ class Exchange:
     @property
     def rewrites_stream(self) -> bool:
         return self.endpoint == CHAT or self.strip_usage
-
-    def stream_rewriter(self) -> StreamRewriter | None:
-        return StreamRewriter(self) if self.rewrites_stream else None
 
     def answer_notes(self) -> list[str]:
         notes = []

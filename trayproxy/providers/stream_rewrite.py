@@ -6,16 +6,14 @@ need none of this pass through as the provider's own bytes.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from trayproxy.core.jsonbody import dumps
 from trayproxy.core.jsonbody import loads as json_loads  # exact integers: events are re-sent
 from trayproxy.core.sse import data_of, event_bounds, find_all, last_boundary
 from trayproxy.providers.chat import CHAT, choices_of
+from trayproxy.providers.dialect import Exchange
 from trayproxy.providers.reasoning import call_key
-
-if TYPE_CHECKING:  # dialect.py makes these; its Exchange is only a type here
-    from trayproxy.providers.dialect import Exchange
 
 _MAX_HELD = 8 * 1024 * 1024  # an event larger than this passes through unchanged
 
@@ -164,3 +162,8 @@ def _split(obj: dict[str, Any], choice: Any) -> list[dict[str, Any]] | None:
 
 
 # ---------------------------------------------------------------- the request
+
+
+def for_exchange(exchange: Exchange) -> StreamRewriter | None:
+    """The rewriter a stream of this exchange needs, or None: its bytes pass untouched."""
+    return StreamRewriter(exchange) if exchange.rewrites_stream else None
