@@ -24,6 +24,19 @@ DEFAULT_IDLE_TIMEOUT = 120.0  # between two stream events; keep-alive comments d
 DEFAULT_LOG_SIZE = 500
 
 CAPABILITIES = ("tool_use", "vision", "reasoning")
+MAX_MODEL_ID = 256
+
+
+def model_id_problem(model: str) -> str | None:
+    """Why ``model`` cannot be a model id, or None. The one rule, for the ids in config.toml,
+    the ids clients send, and the part of an id after a provider prefix."""
+    if not 0 < len(model) <= MAX_MODEL_ID:
+        return f"must be 1 to {MAX_MODEL_ID} characters long"
+    if (" " in model or not model.isprintable()) and any(
+        ch.isspace() or ord(ch) < 32 or ch == "\x7f" for ch in model
+    ):
+        return "must not contain spaces or control characters"
+    return None
 
 
 class ConfigError(ValueError):

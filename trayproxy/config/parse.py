@@ -34,6 +34,7 @@ from trayproxy.config.model import (
     RoutingSettings,
     ServerSettings,
     _frozen,
+    model_id_problem,
 )
 from trayproxy.providers import profiles
 from trayproxy.providers.profiles import Profile
@@ -252,8 +253,9 @@ def _profile(
 
 def _model(c: Checker, model_id: str, raw: Any, providers: Mapping[str, Provider]) -> ModelMapping:
     path = ("models", model_id)
-    if not model_id.strip() or any(ch.isspace() or ord(ch) < 32 for ch in model_id):
-        raise c.fail(path, "model ids must be non-empty, without spaces or control characters")
+    problem = model_id_problem(model_id)
+    if problem is not None:
+        raise c.fail(path, f"a model id {problem}")
     t = c.table(raw, path)
     c.only_keys(t, path, MODEL_KEYS)
     provider = c.string(t, path, "provider")

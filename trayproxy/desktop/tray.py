@@ -1,4 +1,4 @@
-"""The pystray adapter: the only module that imports pystray or PIL.
+"""The pystray adapter: the only module that imports pystray (it and ``desktop_entry`` use PIL).
 
 It shows ``App.menu()`` and sends each click to ``App.dispatch`` on a worker thread (menu
 callbacks never block the GUI and never raise). If no tray can be shown it says why, once,

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from trayproxy.config.model import Config
+from trayproxy.config.model import MAX_MODEL_ID, Config, model_id_problem
 from trayproxy.core import jsonbody
 from trayproxy.gateway import attempts, upstream
 from trayproxy.gateway.errors import Failure
@@ -25,9 +25,6 @@ RELAY_ENDPOINTS = ("chat/completions", "completions", "embeddings", "responses",
 
 class BodyTooLarge(Exception):
     pass
-
-
-_MAX_MODEL_ID = 256
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
@@ -131,17 +128,10 @@ async def _relay(
             code="missing_model",
             param="model",
         )
-    draft.client_model = model[:_MAX_MODEL_ID]
-    if len(model) > _MAX_MODEL_ID or (
-        not model.isprintable() and any(ord(ch) < 32 or ch == "\x7f" for ch in model)
-    ):
-        return _fail(
-            draft,
-            400,
-            "The model id is too long or contains control characters.",
-            code="invalid_model",
-            param="model",
-        )
+    draft.client_model = model[:MAX_MODEL_ID]
+    problem = model_id_problem(model)
+    if problem is not None:
+        return _fail(draft, 400, f"The model id {problem}.", code="invalid_model", param="model")
     smuggled = upstream.forbidden_field(body)
     if smuggled is not None:
         return _fail(

@@ -5,12 +5,10 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
-from trayproxy.config.model import Config, Provider
+from trayproxy.config.model import MAX_MODEL_ID, Config, Provider, model_id_problem
 
 EXACT = "exact"
 PROVIDER_PREFIX = "provider-prefix"
-
-_MAX_ID = 256
 
 
 @dataclass(frozen=True)
@@ -48,11 +46,7 @@ class UnknownModelError(LookupError):
 
 
 def _valid_rest(rest: str) -> bool:
-    return (
-        0 < len(rest) <= _MAX_ID
-        and not rest.startswith("/")
-        and not any(ch.isspace() or ord(ch) < 32 or ch == "\x7f" for ch in rest)
-    )
+    return model_id_problem(rest) is None and not rest.startswith("/")
 
 
 def suggest(config: Config, model: str, limit: int = 3) -> list[str]:
@@ -82,7 +76,7 @@ def resolve(config: Config, model: str) -> Route:
         provider = config.providers.get(prefix)
         if provider is not None and _valid_rest(rest):
             return Route(model, provider, rest, PROVIDER_PREFIX)
-    raise UnknownModelError(model[:_MAX_ID], suggest(config, model), sorted(config.models))
+    raise UnknownModelError(model[:MAX_MODEL_ID], suggest(config, model), sorted(config.models))
 
 
 def resolve_chain(config: Config, model: str) -> list[Route]:

@@ -34,6 +34,9 @@ log = logging.getLogger("trayproxy.server")
 _IN_USE = {errno.EADDRINUSE, 48, 10048}
 
 
+_AFTER_DRAIN = 0.2  # seconds aiohttp waits for handlers at cleanup, after _drain
+
+
 class ServerError(RuntimeError):
     """The proxy could not start; the message is meant for the user."""
 
@@ -188,8 +191,6 @@ class ProxyServer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(out.write(event), 0.5)
                 await asyncio.wait_for(out.write_eof(), 0.5)
-        # aiohttp cancels the handlers that remain after this short wait
-        runner._shutdown_timeout = 0.2
 
     def _run(self, ready: Future[None]) -> None:
         leave_signals_to_the_main_thread()
@@ -220,7 +221,11 @@ class ProxyServer:
         )
         app = create_app(self._state)
         runner = web.AppRunner(
-            app, handler_cancellation=True, access_log=None, shutdown_timeout=self._grace
+            app,
+            handler_cancellation=True,
+            access_log=None,
+            # _drain has given requests their grace already; what remains is cancelled soon
+            shutdown_timeout=_AFTER_DRAIN,
         )
         await runner.setup()
         parse_errors.install(runner)
