@@ -52,7 +52,13 @@ class JsonErrorServer(web.Server):
 
 
 def install(runner: web.AppRunner) -> None:
-    """After ``runner.setup()``: make its server answer parse errors in JSON."""
+    """After ``runner.setup()``: make its server answer parse errors in JSON.
+
+    aiohttp has no public hook for this answer: ``web.Server.__call__`` makes a plain
+    ``RequestHandler`` for each connection, and ``handle_error`` is its method. So the
+    server the runner made becomes this subclass (the only change: the handler it makes),
+    and a test (``test_unparseable_requests_get_json_errors``) holds it to aiohttp's
+    behaviour on every upgrade."""
     server = runner.server
     if server is not None and type(server) is web.Server:
         server.__class__ = JsonErrorServer
