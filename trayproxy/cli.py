@@ -341,10 +341,12 @@ def cmd_continue_config(override: str | None, merge: bool, file: str | None) -> 
             return 2
         print(continue_config.render(config, base), end="")
         return 0
+    from ruamel.yaml.error import YAMLError
+
     target = Path(file).expanduser() if file else continue_config.default_path()
     try:
         result = continue_merge.merge_into(target, config, base)
-    except (continue_merge.MergeError, OSError) as exc:
+    except (continue_merge.MergeError, YAMLError, OSError) as exc:
         print(f"error: cannot merge into {target}: {exc}", file=sys.stderr)
         return 1
     print(result.summary())
