@@ -280,7 +280,8 @@ def test_port_in_use_is_the_error_state_then_reload_recovers(make_app, upstream)
         assert app.intended_url == f"http://127.0.0.1:{port}/v1"
     app.config_path.write_text(config_text(upstream.url, port=free_port()))
     notice = app.dispatch(menu.RELOAD)
-    assert app.serving and notice is not None and notice.title == "Serving"
+    assert app.serving and notice is not None and notice.title == "Started"
+    assert notice.message == app.status  # "Serving http://... · 5 models", said once
 
 
 def test_invalid_config_at_start_is_the_error_state(make_app) -> None:
@@ -372,7 +373,7 @@ def test_start_up_notices_reach_the_tray_once_it_exists(tmp_path: Path) -> None:
         shown: list[Notice] = []
         app.set_notifier(shown.append)
         assert [n.title for n in shown] == ["Config created"]
-        assert "Created a config template at" in shown[0].message
+        assert "A commented template is at" in shown[0].message
     finally:
         app.shutdown(grace=1)
 

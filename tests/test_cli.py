@@ -93,6 +93,59 @@ def test_port_out_of_range_is_refused() -> None:
     assert "must be between 0 and 65535, not 70000" in result.stderr
 
 
+def test_check_refuses_what_serve_would_refuse(tmp_path: Path, upstream) -> None:
+    """Listening beyond this machine without a client token: `serve` refuses to start, so
+    `check` does not call the config valid."""
+    exposed = tmp_path / "exposed.toml"
+    exposed.write_text(config_text(upstream.url).replace('host = "127.0.0.1"', 'host = "0.0.0.0"'))
+    result = run("check", "--config", str(exposed))
+    assert result.returncode == 1
+    assert "valid" not in result.stdout
+    assert "Listening on 0.0.0.0 would let other machines use your provider keys" in result.stderr
+
+
+def test_a_closed_pipe_ends_quietly(config_file: Path) -> None:
+    """`trayproxy check | head -1`: the first line, then nothing, and no traceback."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trayproxy", "check", "--config", str(config_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        bufsize=0,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # the reader goes away, as `head -1` does
+    err = proc.stderr.read()
+    assert proc.wait(30) == 0
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("stop",), "unknown command 'stop'; the commands are: serve, check,"),
+        (("logs", "-n", "0"), "argument -n/--lines: must be between 1 and 100000, not 0"),
+        (("logs", "-n", "-3"), "argument -n/--lines: must be between 1 and 100000, not -3"),
+        (("usage", "--days", "0"), "argument --days: must be between 1 and 3650, not 0"),
+        (("usage", "--days", "x"), "argument --days: not a whole number: 'x'"),
+        (("doctor", "--timeout", "0"), "argument --timeout: must be more than 0"),
+    ],
+)
+def test_careless_arguments_get_a_clear_word(args: tuple[str, ...], said: str) -> None:
+    result = run(*args)
+    assert result.returncode == 2
+    assert said in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_help_shows_real_defaults() -> None:
+    result = run("check", "--help")
+    text = "".join(result.stdout.split())  # argparse wraps a long path over lines
+    assert "(default:None)" not in text
+    assert f"(default:{Path(os.environ['TRAYPROXY_HOME']) / 'config.toml'})" in text
+
+
 def test_check_rejects_an_invalid_config(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('[providers.x]\nbase_url = "file:///etc/passwd"\n')
@@ -168,7 +221,7 @@ def test_first_run_writes_the_template_then_serves(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
     created = tmp_path / "fresh" / "config.toml"
-    assert f"Created a config template at {created}" in err
+    assert f"Config created: A commented template is at {created}" in err
     assert stat.S_IMODE(created.stat().st_mode) == 0o600
     assert proc.returncode == 0
 

@@ -128,7 +128,10 @@ def test_missing_provider_key_is_clear(proxy: Proxy) -> None:
     assert status == 502
     err = error_of(raw)
     assert err["code"] == "provider_key_missing"
-    assert "TRAYPROXY_TEST_UNSET_KEY" in err["message"]
+    assert err["message"].startswith(
+        "trayproxy has no API key for provider 'nokey': the environment variable "
+        "TRAYPROXY_TEST_UNSET_KEY is not set."
+    )
     assert proxy.upstream.requests == []
 
 

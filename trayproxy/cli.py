@@ -6,7 +6,7 @@ import argparse
 import gc
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from trayproxy import __version__
@@ -23,7 +23,7 @@ from trayproxy.records.logfile import (
     lighten_records,
     route_request_lines,
 )
-from trayproxy.server.proxy_server import format_host
+from trayproxy.server.proxy_server import ServerError, check_exposure, format_host
 
 log = logging.getLogger("trayproxy")
 
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--config",
             metavar="PATH",
-            help="config file (default: %(default)s)",
+            help=f"config file (default: {config_path(None)})",
             default=None,
         )
 
@@ -72,7 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     logs = sub.add_parser("logs", help="print recent requests from the routing history")
     logs.add_argument(
-        "-n", "--lines", type=int, default=20, metavar="N", help="how many (default: %(default)s)"
+        "-n",
+        "--lines",
+        type=_count(1, 100_000),
+        default=20,
+        metavar="N",
+        help="how many, 1 to 100000 (default: %(default)s)",
     )
     logs.add_argument(
         "-f", "--follow", action="store_true", help="keep printing new requests until Ctrl-C"
@@ -100,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", action="store_true", help="print the report as JSON")
     doctor.add_argument(
         "--timeout",
-        type=float,
+        type=_seconds,
         default=15.0,
         metavar="S",
         help="seconds to wait for each provider (default: %(default)s)",
@@ -117,17 +122,36 @@ def build_parser() -> argparse.ArgumentParser:
     usage = sub.add_parser("usage", help="requests, errors, tokens and latency per model")
     usage.add_argument(
         "--days",
-        type=int,
+        type=_count(1, 3650),
         default=7,
         metavar="N",
-        help="the period, in days (default: %(default)s)",
+        help="the period, in days, 1 to 3650 (default: %(default)s)",
     )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # `trayproxy check | head -1`: the reader has gone, so the rest goes nowhere, quietly
+        # (stdout is pointed at devnull so that the interpreter's final flush does not fail)
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args_list = list(sys.argv[1:] if argv is None else argv)
+    unknown = _unknown_command(args_list)
+    if unknown is not None:
+        parser.error(
+            f"unknown command {unknown!r}; the commands are: {', '.join(COMMANDS)} "
+            "(or none, for the tray app)"
+        )
     index = _command_index(args_list)
     with_tray = index is None and not {"-h", "--help", "--version"} & set(args_list)
     if with_tray:
@@ -175,6 +199,42 @@ def _command_index(args: list[str]) -> int | None:
         elif not arg.startswith("-"):
             return i if arg in COMMANDS else None
     return None
+
+
+def _unknown_command(args: list[str]) -> str | None:
+    """The first word that is neither an option, an option's value nor a command."""
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in _VALUE_OPTIONS:
+            skip = True
+        elif not arg.startswith("-"):
+            return None if arg in COMMANDS else arg
+    return None
+
+
+def _count(low: int, high: int) -> Callable[[str], int]:
+    def count(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, not {value}")
+        return value
+
+    return count
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 3600, not {text}")
+    return value
 
 
 def _port(text: str) -> int:
@@ -241,6 +301,11 @@ def cmd_check(override: str | None) -> int:
     path = config_path(override)
     config = _load_or_say_why(path)
     if config is None:
+        return 1
+    try:
+        check_exposure(config.server.host, config)  # what `serve` would refuse
+    except ServerError as exc:
+        print(f"error: {path}: {exc}", file=sys.stderr)
         return 1
     host = format_host(config.server.host)
     print(f"{path}: valid")

@@ -160,7 +160,7 @@ class App(Commands):
             self.notify(
                 Notice(
                     "Config created",
-                    f"Created a config template at {self.config_path}. Edit it to map your "
+                    f"A commented template is at {self.config_path}. Edit it to map your "
                     "model ids and set your provider keys.",
                 )
             )
@@ -280,7 +280,7 @@ class App(Commands):
                 if not self._start_server(new):
                     return None  # _set_error told the user
                 self._changed()
-                return Notice("Serving", self.status)
+                return Notice("Started", self.status)
             old = self.server.config
             note = ""
             if (new.server.host, new.server.port) != (old.server.host, old.server.port):

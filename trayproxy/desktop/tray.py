@@ -174,12 +174,16 @@ class Tray:
                 if conn.get_selection_owner(atom) == X.NONE:
                     if not told:
                         told = True
-                        url = self.app.server.root_url if self.app.server else ""
-                        log.warning(
-                            "no tray host is running yet: the icon appears when one starts. "
-                            "Meanwhile the routing log is at %s/_trayproxy/",
-                            url,
-                        )
+                        if self.app.server is not None:
+                            log.warning(
+                                "no tray host is running yet: the icon appears when one "
+                                "starts. Meanwhile the routing log is at %s/_trayproxy/",
+                                self.app.server.root_url,
+                            )
+                        else:
+                            log.warning(
+                                "no tray host is running yet: the icon appears when one starts"
+                            )
                     continue
                 self.refresh()  # pystray docks the icon while updating it
         finally:

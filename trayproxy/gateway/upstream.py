@@ -85,7 +85,7 @@ class MissingKeyError(RuntimeError):
     def __init__(self, provider: str, source: str, header: str | None = None) -> None:
         self.provider = provider
         self.source = source
-        what = f"a value for header {header}" if header else "an API key"
+        what = f"value for header {header}" if header else "API key"
         if source.startswith("keyring:"):
             where = f"the keychain has no entry {source[8:]!r} for service 'trayproxy'"
         else:
