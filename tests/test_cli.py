@@ -268,6 +268,7 @@ def test_serve_with_invalid_config_says_where(tmp_path: Path) -> None:
     result = run("serve", "--config", str(bad))
     assert result.returncode == 1
     assert f"{bad}:2: server.port: must be an integer" in result.stderr
+    assert result.stderr.count("must be an integer") == 1  # said once, not three times
     assert "Traceback" not in result.stderr
 
 

@@ -54,3 +54,51 @@ def test_readme_config_example_is_valid() -> None:
 def test_test_command_is_what_ci_runs() -> None:
     assert "bash scripts/test.sh" in README
     assert "scripts/test.sh" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def _error_codes() -> set[str]:
+    """Every error code trayproxy's source gives a client: ``code="..."`` arguments, the code
+    of a ``Failure(status, message, code)`` or a worded provider error, and ``(status, code)``
+    pairs, read from the source's syntax tree."""
+    import ast
+
+    codes: set[str] = set()
+    for path in (ROOT / "trayproxy").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.keyword) and node.arg == "code":
+                value = node.value
+                if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                    codes.add(value.value)
+            elif isinstance(node, ast.Call):
+                name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+                if name in ("Failure", "_made") and len(node.args) >= 3:
+                    code = node.args[2]
+                    if isinstance(code, ast.Constant) and isinstance(code.value, str):
+                        codes.add(code.value)
+            elif isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "code" for t in node.targets
+            ):
+                if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+                    codes.add(node.value.value)
+            elif isinstance(node, ast.Tuple) and len(node.elts) == 2:
+                status, code = node.elts
+                if (
+                    isinstance(status, ast.Constant)
+                    and type(status.value) is int
+                    and 400 <= status.value < 600
+                    and isinstance(code, ast.Constant)
+                    and isinstance(code.value, str)
+                ):
+                    codes.add(code.value)
+    return codes
+
+
+def test_the_code_reader_finds_codes() -> None:
+    found = _error_codes()
+    assert {"upstream_unreachable", "host_not_allowed", "headers_too_large"} <= found
+    assert len(found) > 20
+
+
+@pytest.mark.parametrize("code", sorted(_error_codes()))
+def test_every_error_code_is_in_the_readme(code: str) -> None:
+    assert f"`{code}`" in README, f"error code {code!r} is not in README's error tables"

@@ -97,6 +97,9 @@ def test_doctor_command_flags_each_problem(fake: DialectUpstream, tmp_path: Path
     assert table.returncode == 1
     assert "good/retired: not listed (good does not list 'kimi-k1.5-retired')" in table.stdout
     assert "badkey/groq: key rejected" in table.stdout
+    # a provider's problem is said once, in its table; its mappings point there
+    assert "down/qwen: not checked (provider 'down' is unreachable, above)" in table.stdout
+    assert table.stdout.count(providers["down"]["detail"]) == 1
 
 
 def test_doctor_is_happy_when_everything_is_served(fake: DialectUpstream, tmp_path: Path) -> None:

@@ -329,10 +329,16 @@ def test_logs_without_history(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("days", ["0", "-3"])
-def test_usage_days_are_clamped(days: str) -> None:
+def test_usage_days_out_of_range_are_refused(days: str) -> None:
     out = run_cli("usage", "--days", days)
+    assert out.returncode == 2
+    assert f"argument --days: must be between 1 and 3650, not {days}" in out.stderr
+
+
+def test_usage_for_one_day_says_day() -> None:
+    out = run_cli("usage", "--days", "1")
     assert out.returncode == 0
-    assert "Last 1 days:" in out.stdout
+    assert "Last 1 day:" in out.stdout and "Last 1 days" not in out.stdout
 
 
 def test_odd_records_never_stop_the_writer(tmp_path: Path) -> None:

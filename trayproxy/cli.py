@@ -381,8 +381,7 @@ def cmd_serve(args: argparse.Namespace, *, with_tray: bool) -> int:
 
             if tray.run(app):
                 return 0
-        if app.server is None:
-            print(f"error: {app.error_detail or app.error}", file=sys.stderr)
+        if app.server is None:  # why is in the log (and the console) once already
             return 1
         _warn_missing_keys(app.server.config)
         log.info("trayproxy %s running without a tray icon - Ctrl-C to stop", __version__)

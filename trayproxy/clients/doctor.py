@@ -188,6 +188,12 @@ def render(report: Report) -> str:
     if report.healthy:
         lines.append("All mappings look healthy.")
     else:
+        providers = {p.name: p for p in report.providers}
         for m in bad:
-            lines.append(f"{m.id}: {m.status}" + (f" ({m.detail})" if m.detail else ""))
+            provider = providers.get(m.provider)
+            if provider is not None and m.detail and m.detail == provider.detail:
+                why = f"provider '{m.provider}' is {provider.status}, above"  # said once
+            else:
+                why = m.detail
+            lines.append(f"{m.id}: {m.status}" + (f" ({why})" if why else ""))
     return "\n".join(lines)

@@ -228,8 +228,7 @@ class App(Commands):
     def _set_error(self, status: str, *, notice: str) -> None:
         self.error = status
         self.error_detail = notice
-        log.error("%s", notice)
-        self.notify(Notice("trayproxy is not serving", notice, ok=False))
+        self.notify(Notice("trayproxy is not serving", notice, ok=False, level=logging.ERROR))
         self._changed()
 
     def _start_watcher(self) -> None:

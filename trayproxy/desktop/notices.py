@@ -16,6 +16,7 @@ class Notice:
     title: str
     message: str
     ok: bool = True
+    level: int | None = None  # for the log: INFO when ok, else WARNING, unless given
 
 
 class Notices:
@@ -32,7 +33,7 @@ class Notices:
             self._display(notice)
 
     def notify(self, notice: Notice) -> None:
-        level = logging.INFO if notice.ok else logging.WARNING
+        level = notice.level or (logging.INFO if notice.ok else logging.WARNING)
         log.log(level, "%s: %s", notice.title, notice.message)
         if self._show is None:
             # the tray may not exist yet: shown when it does (a few, not forever)

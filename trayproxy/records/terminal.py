@@ -105,13 +105,13 @@ def cmd_logs(path: Path, lines: int, follow: bool) -> int:
 
 
 def cmd_usage(path: Path, days: int) -> int:
-    days = max(1, days)
     try:
         data = queries.usage(path, days)
     except sqlite3.Error as exc:
         print(f"error: cannot read the history at {path}: {exc}", file=sys.stderr)
         return 1
-    for title, rows in (("Today", data["today"]), (f"Last {days} days", data["period"])):
+    period = f"Last {days} day{'s' if days != 1 else ''}"
+    for title, rows in (("Today", data["today"]), (period, data["period"])):
         print(f"{title}:")
         if not rows:
             print("  no requests\n")
