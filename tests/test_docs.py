@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,20 @@ def test_the_code_reader_finds_codes() -> None:
 @pytest.mark.parametrize("code", sorted(_error_codes()))
 def test_every_error_code_is_in_the_readme(code: str) -> None:
     assert f"`{code}`" in README, f"error code {code!r} is not in README's error tables"
+
+
+def test_the_readme_says_where_files_live_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Linux column of README's table is where this machine's trayproxy puts them."""
+    from trayproxy.config.paths import app_paths
+
+    monkeypatch.delenv("TRAYPROXY_HOME", raising=False)
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    monkeypatch.setenv("HOME", "/home/u")
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the README's Linux column is checked on Linux")
+    paths = app_paths()
+    for folder in (paths.config_dir, paths.log_dir, paths.data_dir, paths.state_dir):
+        shown = "`" + str(folder).replace("/home/u", "~", 1) + "/`"
+        assert shown in README, f"{shown} is not in README's table of where files live"
