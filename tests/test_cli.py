@@ -124,7 +124,7 @@ def test_a_closed_pipe_ends_quietly(config_file: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "said"),
     [
-        (("stop",), "unknown command 'stop'; the commands are: serve, check,"),
+        (("halt",), "unknown command 'halt'; the commands are: serve, check,"),
         (("logs", "-n", "0"), "argument -n/--lines: must be between 1 and 100000, not 0"),
         (("logs", "-n", "-3"), "argument -n/--lines: must be between 1 and 100000, not -3"),
         (("usage", "--days", "0"), "argument --days: must be between 1 and 3650, not 0"),
@@ -260,6 +260,38 @@ def test_a_second_launch_says_already_running(config_file: Path) -> None:
     finally:
         first.terminate()
         first.communicate(timeout=15)
+
+
+def test_status_and_stop_find_the_running_trayproxy(config_file: Path) -> None:
+    """`status` says where it runs and which providers it has no key for; `stop` makes it
+    quit the way its Quit does, and waits; then `status` says it is not running."""
+    assert run("stop").stdout.strip() == "trayproxy is not running."
+    before = run("status")
+    assert (before.returncode, before.stdout.strip()) == (3, "trayproxy is not running.")
+    port = free_port()
+    command = [sys.executable, "-m", "trayproxy", "serve", "--config", str(config_file)]
+    proc = subprocess.Popen(
+        [*command, "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until_serving(f"http://127.0.0.1:{port}/v1", proc)
+        status = run("status", "--config", str(config_file))
+        assert status.returncode == 0, status.stderr
+        assert status.stdout.startswith(
+            f"trayproxy is running at http://127.0.0.1:{port}/v1 (pid {proc.pid}): 5 models"
+        ), status.stdout
+        assert "Providers without a key (requests to them fail): nokey" in status.stdout
+        stopped = run("stop", "--config", str(config_file))
+        assert (stopped.returncode, stopped.stdout.strip()) == (0, "trayproxy stopped.")
+        assert proc.wait(15) == 0  # it quit cleanly, as from its menu
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=15)
+    assert run("status").returncode == 3
 
 
 def test_serve_with_invalid_config_says_where(tmp_path: Path) -> None:

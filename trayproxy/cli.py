@@ -10,10 +10,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from trayproxy import __version__
-from trayproxy.config.files import load_file, permission_warning
-from trayproxy.config.model import Config, ConfigError
+from trayproxy.clients.commands import continue_config_command, doctor_command, load_or_say_why
+from trayproxy.config.describe import describe_config
+from trayproxy.config.files import permission_warning
+from trayproxy.config.model import Config
 from trayproxy.config.paths import app_paths, config_path
-from trayproxy.core.table import render_table
+from trayproxy.core.hosts import format_host
 from trayproxy.desktop.app import App, Overrides
 from trayproxy.desktop.instance import InstanceLock
 from trayproxy.records.logfile import (
@@ -23,7 +25,7 @@ from trayproxy.records.logfile import (
     lighten_records,
     route_request_lines,
 )
-from trayproxy.server.proxy_server import ServerError, check_exposure, format_host
+from trayproxy.server.proxy_server import ServerError, check_exposure
 
 log = logging.getLogger("trayproxy")
 
@@ -38,6 +40,8 @@ COMMANDS = (
     "autostart",
     "continue-config",
     "doctor",
+    "status",
+    "stop",
 )
 
 
@@ -119,6 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
     login = sub.add_parser("autostart", help="start trayproxy at login: on, off or status")
     login.add_argument("state", choices=("on", "off", "status"), nargs="?", default="status")
 
+    status = sub.add_parser(
+        "status", help="whether trayproxy runs: its URL, pid, models, providers without a key"
+    )
+    with_config(status)
+    stop = sub.add_parser("stop", help="ask the running trayproxy to quit (streams get 3 s)")
+    with_config(stop)
+
     usage = sub.add_parser("usage", help="requests, errors, tokens and latency per model")
     usage.add_argument(
         "--days",
@@ -171,13 +182,22 @@ def _main(argv: Sequence[str] | None) -> int:
 
         return cmd_logs(app_paths().data_dir / "history.db", args.lines, args.follow)
     if command == "continue-config":
-        return cmd_continue_config(args.config, args.merge, args.file)
+        return continue_config_command(args.config, args.merge, args.file)
     if command == "doctor":
-        return cmd_doctor(args.config, args.json, args.timeout)
+        return doctor_command(args.config, args.json, args.timeout)
     if command == "install-desktop":
-        return cmd_install_desktop(args.uninstall)
+        from trayproxy.desktop.setup import install_desktop_command
+
+        return install_desktop_command(args.uninstall)
     if command == "autostart":
-        return cmd_autostart(args.state)
+        from trayproxy.desktop.setup import autostart_command
+
+        return autostart_command(args.state)
+    if command in ("status", "stop"):
+        from trayproxy.desktop import control
+
+        run = control.status if command == "status" else control.stop
+        return run(app_paths().state_dir, config_path(args.config))
     if command == "usage":
         from trayproxy.records.terminal import cmd_usage
 
@@ -250,56 +270,9 @@ def _port(text: str) -> int:
 # ---------------------------------------------------------------- check
 
 
-def describe_config(config: Config) -> str:
-    rows = [
-        (
-            mid,
-            m.provider,
-            m.model,
-            str(m.max_context_size or ""),
-        )
-        for mid, m in sorted(config.models.items())
-    ]
-    lines = [render_table(("MODEL ID", "PROVIDER", "UPSTREAM MODEL", "CONTEXT"), rows)]
-    if config.routing.provider_prefix and config.providers:
-        lines.append(
-            "\nOther ids of the form <provider>/<model> go to that provider "
-            "([routing] provider_prefix = true)."
-        )
-    prow = [
-        (
-            n,
-            p.base_url,
-            p.api_key.describe(),
-            p.profile.name + (" (from URL)" if p.profile_inferred else ""),
-        )
-        for n, p in sorted(config.providers.items())
-    ]
-    lines.append("\n" + render_table(("PROVIDER", "BASE URL", "KEY", "PROFILE"), prow))
-    missing = [
-        n
-        for n, p in sorted(config.providers.items())
-        if p.api_key.missing or any(ref.missing for _, ref in p.headers)
-    ]
-    if missing:
-        lines.append(
-            "\nProviders without a key (requests to them will fail): " + ", ".join(missing)
-        )
-    return "\n".join(lines)
-
-
-def _load_or_say_why(path: Path) -> Config | None:
-    """The config, or None after printing where it is wrong."""
-    try:
-        return load_file(path)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return None
-
-
 def cmd_check(override: str | None) -> int:
     path = config_path(override)
-    config = _load_or_say_why(path)
+    config = load_or_say_why(path)
     if config is None:
         return 1
     try:
@@ -390,80 +363,6 @@ def cmd_serve(args: argparse.Namespace, *, with_tray: bool) -> int:
     finally:
         log.info("stopping (in-flight requests get up to 3 s)")
         app.shutdown(grace=3.0)
-
-
-def cmd_continue_config(override: str | None, merge: bool, file: str | None) -> int:
-    from trayproxy.clients import continue_config, continue_merge
-
-    config = _load_or_say_why(config_path(override))
-    if config is None:
-        return 1
-    base = f"http://{format_host(config.server.host)}:{config.server.port}/v1"
-    if not merge:
-        if file:
-            print("error: --file goes with --merge", file=sys.stderr)
-            return 2
-        print(continue_config.render(config, base), end="")
-        return 0
-    from ruamel.yaml.error import YAMLError
-
-    target = Path(file).expanduser() if file else continue_config.default_path()
-    try:
-        result = continue_merge.merge_into(target, config, base)
-    except (continue_merge.MergeError, YAMLError, OSError) as exc:
-        print(f"error: cannot merge into {target}: {exc}", file=sys.stderr)
-        return 1
-    print(result.summary())
-    return 0
-
-
-def cmd_doctor(override: str | None, as_json: bool, timeout: float) -> int:
-    import asyncio
-    import json
-
-    from trayproxy.clients import doctor
-
-    config = _load_or_say_why(config_path(override))
-    if config is None:
-        return 1
-    report = asyncio.run(doctor.run(config, timeout=timeout))
-    if as_json:
-        print(json.dumps(report.to_dict(), indent=2))
-    else:
-        print(doctor.render(report))
-    return 0 if report.healthy else 1
-
-
-def cmd_install_desktop(uninstall: bool) -> int:
-    from trayproxy.desktop import desktop_entry
-
-    if not sys.platform.startswith("linux"):
-        print("install-desktop is for Linux; see the README's Install section for your OS.")
-        return 1
-    if uninstall:
-        removed = desktop_entry.uninstall()
-        print("Removed " + (", ".join(map(str, removed)) if removed else "nothing"))
-        return 0
-    written = desktop_entry.install()
-    print(f"Added trayproxy to the applications menu: {written[-1]}")
-    return 0
-
-
-def cmd_autostart(state: str) -> int:
-    from trayproxy.desktop import autostart
-
-    try:
-        if state == "on":
-            print(f"trayproxy will start at login ({autostart.enable()})")
-        elif state == "off":
-            print(f"trayproxy will not start at login ({autostart.disable()})")
-        else:
-            on = autostart.enabled()
-            print(f"start at login: {'on' if on else 'off'} ({autostart.location()})")
-    except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
 
 
 def _has_terminal() -> bool:

@@ -20,13 +20,14 @@ from typing import Any
 from trayproxy.config.files import ensure_config_file, load_file, permission_warning
 from trayproxy.config.model import DEFAULT_HOST, DEFAULT_PORT, Config, ConfigError
 from trayproxy.config.paths import Paths
+from trayproxy.core.hosts import format_host
 from trayproxy.desktop import menu
 from trayproxy.desktop.commands import Commands
 from trayproxy.desktop.instance import InstanceLock
 from trayproxy.desktop.notices import Notice, Notices
 from trayproxy.desktop.watcher import ConfigWatcher
 from trayproxy.records.history import History
-from trayproxy.server.proxy_server import PortInUseError, ProxyServer, ServerError, format_host
+from trayproxy.server.proxy_server import PortInUseError, ProxyServer, ServerError
 
 log = logging.getLogger(__name__)
 

@@ -108,7 +108,11 @@ async def status_api(request: web.Request) -> web.Response:
             "config": config.source,
             "models": len(config.models),
             "providers": {
-                name: {"base_url": p.base_url, "key": p.api_key.describe()}
+                name: {
+                    "base_url": p.base_url,
+                    "key": p.api_key.describe(),
+                    "key_missing": p.api_key.missing or any(r.missing for _, r in p.headers),
+                }
                 for name, p in config.providers.items()
             },
             "started": state.started,

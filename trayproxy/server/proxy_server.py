@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import ipaddress
 import logging
 import socket
 import sys
@@ -20,6 +19,7 @@ from concurrent.futures import Future
 from aiohttp import web
 
 from trayproxy.config.model import Config
+from trayproxy.core.hosts import format_host
 from trayproxy.core.secret import redactor
 from trayproxy.core.threads import leave_signals_to_the_main_thread
 from trayproxy.gateway.errors import sse_error_event
@@ -43,15 +43,6 @@ class ServerError(RuntimeError):
 
 class PortInUseError(ServerError):
     pass
-
-
-def format_host(host: str) -> str:
-    try:
-        if ipaddress.ip_address(host).version == 6:
-            return f"[{host}]"
-    except ValueError:
-        pass
-    return host
 
 
 class ProxyServer:
