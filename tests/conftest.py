@@ -30,6 +30,8 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         if name.upper().endswith(_SCRUB_SUFFIXES):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TRAYPROXY_HOME", str(tmp_path / "home"))
+    # nor the developer's keychain: a provider without an api_key line looks there
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
     monkeypatch.setenv("BROWSER", "true")  # no test opens a real browser by accident
     # autostart entries and desktop files go to a scratch XDG tree, never the real one
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))

@@ -208,11 +208,9 @@ def test_first_run_template(tmp_path: Path) -> None:
     assert config.models["siliconflow/qwen3-32b"].model == "Qwen/Qwen3-32B"
     assert config.models["groq/gpt-oss-120b"].model == "openai/gpt-oss-120b"
     # keys come from the environment, never written into the file
-    assert all(
-        p.api_key.source in ("none",) or p.api_key.source.startswith("env:")
-        for p in config.providers.values()
-    )
-    assert config.providers["ollama"].api_key.source == "none"
+    assert all(p.api_key.source.startswith(("env:", "auto:")) for p in config.providers.values())
+    ollama = config.providers["ollama"].api_key  # no api_key line, and none to be found
+    assert ollama.secret is None and not ollama.missing
     assert template_text().count("#") > 20  # it explains itself
 
 

@@ -42,6 +42,7 @@ COMMANDS = (
     "doctor",
     "status",
     "stop",
+    "key",
 )
 
 
@@ -130,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     stop = sub.add_parser("stop", help="ask the running trayproxy to quit (streams get 3 s)")
     with_config(stop)
 
+    key = sub.add_parser(
+        "key", help="store a provider's key in the OS keychain, list where keys come from"
+    )
+    with_config(key)
+    key.add_argument("action", choices=("set", "list", "delete"))
+    key.add_argument("provider", nargs="?", help="the provider's name, as in config.toml")
+
     usage = sub.add_parser("usage", help="requests, errors, tokens and latency per model")
     usage.add_argument(
         "--days",
@@ -193,6 +201,12 @@ def _main(argv: Sequence[str] | None) -> int:
         from trayproxy.desktop.setup import autostart_command
 
         return autostart_command(args.state)
+    if command == "key":
+        from trayproxy.desktop.setup import key_command
+
+        if args.action != "list" and not args.provider:
+            parser.error(f"key {args.action} needs a PROVIDER (the name in config.toml)")
+        return key_command(args.action, args.provider, config_path(args.config))
     if command in ("status", "stop"):
         from trayproxy.desktop import control
 
@@ -282,9 +296,9 @@ def cmd_check(override: str | None) -> int:
         return 1
     host = format_host(config.server.host)
     print(f"{path}: valid")
-    warning = permission_warning(path)
-    if warning:
-        print(f"warning: {warning}", file=sys.stderr)
+    for warning in (permission_warning(path), *config.warnings):
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
     print(f"Serves http://{host}:{config.server.port}/v1 with {len(config.models)} models.\n")
     print(describe_config(config))
     return 0

@@ -16,6 +16,11 @@ class Checker:
     def __init__(self, text: str, file: str) -> None:
         self.text = text
         self.file = file
+        self.warnings: list[str] = []
+
+    def warn(self, path: tuple[str, ...], problem: str) -> None:
+        """Valid, but probably not what was meant: said, not refused."""
+        self.warnings.append(str(self.fail(path, problem)))
 
     def fail(self, path: tuple[str, ...], problem: str) -> ConfigError:
         return ConfigError(

@@ -43,3 +43,9 @@ def describe_config(config: Config) -> str:
             "\nProviders without a key (requests to them will fail): " + ", ".join(missing)
         )
     return "\n".join(lines)
+
+
+def describe_keys(config: Config) -> str:
+    """Each provider and where its key comes from (never the key)."""
+    rows = [(name, p.api_key.describe()) for name, p in sorted(config.providers.items())]
+    return render_table(("PROVIDER", "KEY"), rows)

@@ -6,6 +6,7 @@ on a parsed config): the only module that reads the environment or the OS keycha
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import replace
 from types import MappingProxyType
@@ -17,6 +18,33 @@ from trayproxy.core.secret import Secret
 
 class KeyRefError(ValueError):
     pass
+
+
+def conventional_env(provider: str) -> str:
+    """The environment variable a provider's key is usually in: ``NVIDIA_API_KEY``."""
+    return re.sub(r"[^A-Z0-9]", "_", provider.upper()) + "_API_KEY"
+
+
+def automatic(provider: str, at: tuple[str, ...]) -> KeyRef:
+    """A provider without an ``api_key`` line: its keychain entry (named after it), else its
+    conventional environment variable, else no key (a local server needs none)."""
+    return KeyRef(f"auto:{conventional_env(provider)}", None, at)
+
+
+# What a key that was meant as a reference looks like when written as a literal value.
+_SHELL_VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
+_ENV_NAME = re.compile(r"[A-Z][A-Z0-9]*(_[A-Z0-9]+)*_(API_)?(KEY|TOKEN)")
+
+
+def looks_meant_as_reference(raw: str) -> str | None:
+    """The reference a literal value was probably meant to be (``"$NVIDIA_API_KEY"`` or
+    ``"NVIDIA_API_KEY"`` for ``"env:NVIDIA_API_KEY"``), or None."""
+    found = _SHELL_VARIABLE.fullmatch(raw)
+    if found:
+        return f"env:{found.group(1)}"
+    if _ENV_NAME.fullmatch(raw):
+        return f"env:{raw}"
+    return None
 
 
 def reference(raw: str, at: tuple[str, ...]) -> KeyRef:
@@ -49,8 +77,23 @@ def resolve(config: Config, text: str, environ: Mapping[str, str] | None = None)
             key=format_key_path(ref.at),
         )
 
-    def read(ref: KeyRef) -> KeyRef:
+    def read(ref: KeyRef, provider: str = "") -> KeyRef:
         kind, _, name = ref.source.partition(":")
+        if kind == "auto":  # the keychain entry named after the provider, then the variable
+            try:
+                stored = _from_keyring(provider)
+            except KeyRefError:  # no keychain here: the variable, or no key
+                stored = None
+            if stored is not None:
+                return KeyRef(f"keyring:{provider}", stored, ref.at)
+            value = env.get(name, "").strip()
+            if value:
+                try:
+                    secret = Secret(_sendable(value, f"the environment variable {name}"))
+                except KeyRefError as exc:
+                    raise fail(ref, str(exc)) from None
+                return KeyRef(f"env:{name}", secret, ref.at)
+            return KeyRef(ref.source, None, ref.at)
         try:
             if kind == "env":
                 value = _sendable(env.get(name, "").strip(), f"the environment variable {name}")
@@ -64,7 +107,7 @@ def resolve(config: Config, text: str, environ: Mapping[str, str] | None = None)
     providers = {
         name: replace(
             p,
-            api_key=read(p.api_key),
+            api_key=read(p.api_key, name),
             headers=tuple((header, read(ref)) for header, ref in p.headers),
         )
         for name, p in config.providers.items()
@@ -109,3 +152,42 @@ def _from_keyring(name: str) -> Secret | None:
         ) from None
     value = _sendable((value or "").strip(), f"the keychain entry {name!r}")
     return Secret(value) if value else None
+
+
+NO_KEYCHAIN = (
+    "this system has no keychain trayproxy can use ({why}). Put the key in an environment "
+    'variable (api_key = "env:NAME") or in config.toml itself, which only you can read'
+)
+
+
+def _keychain():
+    try:
+        import keyring
+        import keyring.errors
+    except ImportError:
+        raise KeyRefError(NO_KEYCHAIN.format(why="the keyring package is missing")) from None
+    return keyring
+
+
+def store(name: str, value: str) -> None:
+    """Put ``value`` in the OS keychain as ``name`` (service "trayproxy")."""
+    keyring = _keychain()
+    value = _sendable(value.strip(), "the key")
+    if not value:
+        raise KeyRefError("the key is empty")
+    try:
+        keyring.set_password(KEYRING_SERVICE, name, value)
+    except keyring.errors.KeyringError as exc:
+        raise KeyRefError(NO_KEYCHAIN.format(why=f"{type(exc).__name__}: {exc}")) from None
+
+
+def forget(name: str) -> bool:
+    """Remove ``name`` from the keychain; False when it was not there."""
+    keyring = _keychain()
+    try:
+        keyring.delete_password(KEYRING_SERVICE, name)
+    except keyring.errors.PasswordDeleteError:
+        return False
+    except keyring.errors.KeyringError as exc:
+        raise KeyRefError(NO_KEYCHAIN.format(why=f"{type(exc).__name__}: {exc}")) from None
+    return True

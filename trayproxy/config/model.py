@@ -70,11 +70,13 @@ class KeyRef:
     @property
     def missing(self) -> bool:
         """A key was asked for but is not available (an unset environment variable)."""
-        return self.source != "none" and self.secret is None
+        return self.source != "none" and not self.source.startswith("auto:") and not self.secret
 
     def describe(self) -> str:
         if self.source == "none":
             return "no key"
+        if self.source.startswith("auto:"):
+            return f"no api_key line: none in the keychain or ${self.source[5:]}"
         if self.source == "literal":
             return "literal key in config"
         if self.source.startswith("keyring:"):
@@ -153,6 +155,8 @@ class Config:
     providers: Mapping[str, Provider] = field(default_factory=lambda: _frozen({}))
     models: Mapping[str, ModelMapping] = field(default_factory=lambda: _frozen({}))
     source: str = ""
+    # what is valid but probably not meant (``file:line: key: ...``), for check and the app
+    warnings: tuple[str, ...] = ()
 
     def secret_values(self) -> list[str]:
         """Every key and secret header value, for redaction."""
@@ -174,7 +178,7 @@ def _keys(cls: type, *, besides: tuple[str, ...] = ()) -> frozenset[str]:
 
 # The keys each table of config.toml takes: the fields above (a provider's table also takes
 # every field of its profile, to override it).
-SECTIONS = _keys(Config, besides=("source",))
+SECTIONS = _keys(Config, besides=("source", "warnings"))
 SERVER_KEYS = _keys(ServerSettings)
 ROUTING_KEYS = _keys(RoutingSettings)
 HISTORY_KEYS = _keys(HistorySettings)

@@ -151,7 +151,17 @@ def _provider(c: Checker, name: str, raw: Any) -> Provider:
     base_url = _base_url(c, (*path, "base_url"), c.string(t, path, "base_url"))
     key_raw = c.string(t, path, "api_key")
     try:
-        api_key = keys.reference((key_raw or "").strip(), (*path, "api_key"))
+        if key_raw is None:
+            api_key = keys.automatic(name, (*path, "api_key"))
+        else:
+            api_key = keys.reference(key_raw.strip(), (*path, "api_key"))
+            meant = keys.looks_meant_as_reference(key_raw.strip())
+            if meant is not None:
+                c.warn(
+                    (*path, "api_key"),
+                    f'looks like the name of a variable, not a key: write "{meant}" to read '
+                    "it from the environment",
+                )
     except KeyRefError as exc:
         raise c.fail((*path, "api_key"), str(exc)) from None
     headers: list[tuple[str, KeyRef]] = []
@@ -350,4 +360,5 @@ def read(text: str, *, file: str = "") -> Config:
         providers=_frozen(providers),
         models=_frozen(models),
         source=file,
+        warnings=tuple(c.warnings),
     )

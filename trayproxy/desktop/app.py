@@ -67,6 +67,7 @@ class App(Commands):
         # where trayproxy serves, or would: from the config last read (never read again just
         # to say it: that would mean the keychain on every status line)
         self._address: tuple[str, int] | None = None
+        self._warned: set[str] = set()  # config warnings already said
         self._quit_listeners: list[Callable[[], None]] = []
         self._watcher: ConfigWatcher | None = None
         self._last_watch_error: str | None = None
@@ -126,9 +127,14 @@ class App(Commands):
         return f"http://{format_host(host)}:{port}/v1"
 
     def _load(self) -> Config:
-        """The config file, with the command line's overrides. Raises ConfigError."""
+        """The config file, with the command line's overrides. Raises ConfigError. What it
+        holds that is valid but probably not meant is said, once per wording."""
         config = self.overrides.apply(load_file(self.config_path))
         self._address = (config.server.host, config.server.port)
+        for warning in config.warnings:
+            if warning not in self._warned:
+                self._warned.add(warning)
+                self.notify(Notice("Check config.toml", warning, ok=False))
         return config
 
     @property
