@@ -5,13 +5,14 @@ import os
 import socket
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.fake_upstream import FakeUpstream
+from trayproxy.config.model import Config
 from trayproxy.config.parse import parse
 from trayproxy.server.proxy_server import ProxyServer
 
@@ -155,20 +156,12 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def serve(upstream):
+def started() -> Iterator[Callable[[Config], ProxyServer]]:
+    """Start an in-process trayproxy for a config; every one is stopped after the test."""
     servers: list[ProxyServer] = []
 
-    def start(extra: str = "", **server_keys: str) -> ProxyServer:
-        text = config_text(upstream.url, extra=extra)
-        lines = "".join(f"\n{k} = {v}" for k, v in server_keys.items())
-        server = ProxyServer(
-            parse(
-                text.replace("[server]", "[server]" + lines, 1),
-                environ={
-                    "TP_TOKEN": TOKEN,
-                },
-            )
-        )
+    def start(config: Config) -> ProxyServer:
+        server = ProxyServer(config)
         server.start()
         servers.append(server)
         return server
@@ -176,6 +169,17 @@ def serve(upstream):
     yield start
     for server in servers:
         server.stop(grace=1)
+
+
+@pytest.fixture
+def serve(upstream, started):
+    def start(extra: str = "", **server_keys: str) -> ProxyServer:
+        text = config_text(upstream.url, extra=extra)
+        lines = "".join(f"\n{k} = {v}" for k, v in server_keys.items())
+        text = text.replace("[server]", "[server]" + lines, 1)
+        return started(parse(text, environ={"TP_TOKEN": TOKEN}))
+
+    return start
 
 
 def chat(server: ProxyServer, model: str, headers: dict | None = None, **extra):

@@ -83,18 +83,8 @@ def hostile() -> Iterator[Callable[[Handler], HostileProvider]]:
 
 
 @pytest.fixture
-def proxy() -> Iterator[Callable[[str], ProxyServer]]:
-    servers: list[ProxyServer] = []
-
-    def start(text: str) -> ProxyServer:
-        server = ProxyServer(parse(text, file="hostile.toml"))
-        server.start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop(grace=1)
+def proxy(started) -> Callable[[str], ProxyServer]:
+    return lambda text: started(parse(text, file="hostile.toml"))
 
 
 @dataclass

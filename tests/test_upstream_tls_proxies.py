@@ -260,19 +260,9 @@ def server_tls(ca: trustme.CA) -> ssl.SSLContext:
 
 
 @pytest.fixture
-def in_process() -> Iterator[Callable[[str], ProxyServer]]:
+def in_process(started) -> Callable[[str], ProxyServer]:
     """Start an in-process trayproxy for a provider URL (``config_text``'s models)."""
-    servers: list[ProxyServer] = []
-
-    def start(provider_url: str) -> ProxyServer:
-        server = ProxyServer(parse(config_text(provider_url), file="tls-proxies.toml"))
-        server.start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop(grace=1)
+    return lambda provider_url: started(parse(config_text(provider_url), file="tls-proxies.toml"))
 
 
 class Serve:
@@ -550,7 +540,7 @@ def test_proxy_settings_are_read_again_when_the_config_is_applied(
 
 
 def test_a_proxy_that_never_answers_the_tunnel_is_connect_timeout(
-    monkeypatch: pytest.MonkeyPatch, background: Background
+    monkeypatch: pytest.MonkeyPatch, background: Background, started: Any
 ) -> None:
     """A proxy that takes the connection but never answers ``CONNECT``: the request ends
     after the provider's ``connect_timeout``, not its ten-minute ``first_byte_timeout``."""
@@ -568,14 +558,10 @@ def test_a_proxy_that_never_answers_the_tunnel_is_connect_timeout(
         'api_key = "' + UPSTREAM_KEY + '"\nconnect_timeout = 0.5\n',
         1,
     )
-    server = ProxyServer(parse(text, file="silent-proxy.toml"))
-    server.start()
-    try:
-        started = time.monotonic()
-        status, body = chat(server.port)
-        took = time.monotonic() - started
-    finally:
-        server.stop(grace=1)
+    server = started(parse(text, file="silent-proxy.toml"))
+    began = time.monotonic()
+    status, body = chat(server.port)
+    took = time.monotonic() - began
     message = unreachable(status, body)
     assert heard.is_set()
     assert "connect_timeout" in message and "0.5 s" in message

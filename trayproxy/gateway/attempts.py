@@ -132,7 +132,6 @@ class Attempt:
         self.draft = draft
         self.retried = retried  # an earlier route was tried: the client must not retry
         self.provider: Provider = route.provider
-        self.exchange: dialect.Exchange | None = None
 
     @property
     def name(self) -> str:
@@ -147,7 +146,6 @@ class Attempt:
             self.state.reasoning,
             max_output_tokens=self.route.max_output_tokens,
         )
-        self.exchange = exchange
         try:
             up = upstream.build(self.route, self.endpoint, self.request.headers.items(), sent)
         except upstream.MissingKeyError as exc:
