@@ -80,7 +80,8 @@ def test_status_line_and_menu(make_app) -> None:
     app = make_app()
     app.start()
     assert app.serving
-    assert app.status == f"Serving {app.server.base_url} · 5 models"
+    # the test config's provider "nokey" reads an unset variable
+    assert app.status == f"Serving {app.server.base_url} · 5 models · 1 provider needs a key"
     entries = app.menu()
     assert [e.label for e in entries] == [
         app.status,

@@ -76,7 +76,7 @@ def test_check_prints_the_routing_table(config_file: Path) -> None:
         "moonshotai/kimi-k2-thinking",
         "262144",
     ]
-    assert "Providers without a key (requests to them will fail): nokey" in out
+    assert "1 provider needs a key (requests to them fail): nokey" in out
     assert "$TRAYPROXY_TEST_UNSET_KEY (not set)" in out
     assert UPSTREAM_KEY not in out
 
@@ -283,7 +283,7 @@ def test_status_and_stop_find_the_running_trayproxy(config_file: Path) -> None:
         assert status.stdout.startswith(
             f"trayproxy is running at http://127.0.0.1:{port}/v1 (pid {proc.pid}): 5 models"
         ), status.stdout
-        assert "Providers without a key (requests to them fail): nokey" in status.stdout
+        assert "1 provider needs a key (requests to them fail): nokey" in status.stdout
         stopped = run("stop", "--config", str(config_file))
         assert (stopped.returncode, stopped.stdout.strip()) == (0, "trayproxy stopped.")
         assert proc.wait(15) == 0  # it quit cleanly, as from its menu

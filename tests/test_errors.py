@@ -130,8 +130,9 @@ def test_missing_provider_key_is_clear(proxy: Proxy) -> None:
     assert err["code"] == "provider_key_missing"
     assert err["message"].startswith(
         "trayproxy has no API key for provider 'nokey': the environment variable "
-        "TRAYPROXY_TEST_UNSET_KEY is not set."
+        "TRAYPROXY_TEST_UNSET_KEY is not set where trayproxy was started"
     )
+    assert "trayproxy key set nokey" in err["message"]
     assert proxy.upstream.requests == []
 
 

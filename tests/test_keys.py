@@ -99,6 +99,7 @@ def test_a_key_stored_with_the_command_reaches_a_provider_without_an_api_key_lin
     env = _keychain_env(tmp_path)
     before = _trayproxy(env, "key", "list", "--config", str(config))
     assert "no api_key line: none in the keychain or $NVIDIA_API_KEY" in before.stdout
+    assert "needs a key" in before.stdout
     stored = _trayproxy(env, "key", "set", "nvidia", "--config", str(config), stdin="nvapi-s3\n")
     assert stored.returncode == 0, stored.stderr
     assert "Stored the key for 'nvidia' in the OS keychain" in stored.stdout
@@ -106,7 +107,7 @@ def test_a_key_stored_with_the_command_reaches_a_provider_without_an_api_key_lin
     assert "keychain entry nvidia (found)" in listed.stdout
     check = _trayproxy(env, "check", "--config", str(config))
     assert check.returncode == 0 and "keychain entry nvidia (found)" in check.stdout
-    assert "Providers without a key" not in check.stdout
+    assert "need a key" not in check.stdout and "needs a key" not in check.stdout
     for out in (stored, listed, check):
         assert "nvapi-s3" not in out.stdout + out.stderr
     gone = _trayproxy(env, "key", "delete", "nvidia", "--config", str(config))
@@ -131,8 +132,11 @@ def test_no_api_key_line_reads_the_conventional_variable() -> None:
     config = parse(text, environ={"GROQ_API_KEY": "gsk-from-env"})
     key = config.providers["groq"].api_key
     assert key.source == "env:GROQ_API_KEY" and key.secret.reveal() == "gsk-from-env"
-    local = parse(text.replace("groq", "ollama"), environ={}).providers["ollama"].api_key
-    assert local.secret is None and not local.missing  # a local server needs none
+    unset = parse(text, environ={}).providers["groq"]
+    assert unset.api_key.secret is None and unset.needs_key  # a hosted provider does
+    for url in ("http://localhost:11434/v1", "http://192.168.1.20:8080/v1", "http://[::1]:1/v1"):
+        local = parse(f'[providers.ollama]\nbase_url = "{url}"\n', environ={})
+        assert not local.providers["ollama"].needs_key, url  # a server here takes none
     empty = parse(text.replace('/v1"\n', '/v1"\napi_key = ""\n'), environ={"GROQ_API_KEY": "x"})
     assert empty.providers["groq"].api_key.source == "none"  # "" says: no key, do not look
 
@@ -147,3 +151,50 @@ def test_a_variable_name_written_as_the_key_is_warned_about(written: str) -> Non
     )
     real = parse(text.replace(written, "nvapi-abcdef123"), file="config.toml", environ={})
     assert real.warnings == ()
+
+
+def test_the_keys_api_takes_a_key_only_from_the_page_and_never_gives_one_back(
+    serve, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import keyring
+    from keyring.backends import fail
+
+    from tests.conftest import http, post_json
+    from tests.file_keyring import FileKeyring
+
+    monkeypatch.setenv("TRAYPROXY_TEST_KEYRING", str(tmp_path / "keychain.json"))
+    previous = keyring.get_keyring()
+    keyring.set_keyring(FileKeyring())
+    extra = (
+        '[providers.kc]\nbase_url = "https://api.example.com/v1"\napi_key = "keyring:kc-entry"\n'
+    )
+    server = serve(extra=extra)
+    keys_url = server.root_url + "/_trayproxy/api/keys"
+    try:
+        status, _, body = http("GET", keys_url)
+        listed = {p["name"]: p for p in __import__("json").loads(body)["providers"]}
+        assert listed["kc"]["needs_key"] and listed["kc"]["keychain_entry"] == "kc-entry"
+        assert listed["fake"]["keychain_entry"] is None  # a literal key in config.toml
+        assert not listed["fake"]["needs_key"]
+
+        cross = post_json(keys_url + "/kc", {"key": "k1"}, {"Origin": "https://evil.example"})
+        assert cross[0] == 403
+        form = http("POST", keys_url + "/kc", b"key=k1", {"Content-Type": "text/plain"})
+        assert form[0] == 415
+        assert post_json(keys_url + "/nosuch", {"key": "k1"})[0] == 404
+        assert post_json(keys_url + "/kc", {"key": "  "})[0] == 400
+        elsewhere = post_json(keys_url + "/nokey", {"key": "k1"})
+        assert elsewhere[0] == 409 and b"remove that api_key line" in elsewhere[2]
+        assert keyring.get_password("trayproxy", "kc-entry") is None  # nothing stored so far
+
+        status, _, body = post_json(keys_url + "/kc", {"key": "kc-secret-1"})
+        assert status == 200 and b"Reload mappings to use it" in body  # no App: no reload
+        assert b"kc-secret-1" not in body
+        assert keyring.get_password("trayproxy", "kc-entry") == "kc-secret-1"
+
+        keyring.set_keyring(fail.Keyring())
+        status, _, body = post_json(keys_url + "/kc", {"key": "kc-secret-2"})
+        assert status == 503 and b"no keychain trayproxy can use" in body
+        assert b"kc-secret-2" not in body
+    finally:
+        keyring.set_keyring(previous)

@@ -11,7 +11,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.browser import chromium
-from tests.conftest import config_text, post_json
+from tests.conftest import config_text, http, post_json
 from tests.desktop import ARTIFACTS
 from trayproxy.config.paths import app_paths
 from trayproxy.desktop.app import App
@@ -154,3 +154,75 @@ def test_page_shows_profile_rewrites_and_mapping_health(tmp_path: Path) -> None:
     finally:
         app.shutdown(grace=1)
         fake.stop()
+
+
+def test_keys_panel_stores_a_key_that_the_next_request_uses(
+    tmp_path: Path, upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Keys panel in a real browser: it shows which providers need a key, stores one in
+    the (file-backed) keychain, never shows it back, and the next request carries it."""
+    import keyring
+
+    from tests.file_keyring import FileKeyring
+
+    monkeypatch.setenv("TRAYPROXY_TEST_KEYRING", str(tmp_path / "keychain.json"))
+    previous = keyring.get_keyring()
+    keyring.set_keyring(FileKeyring())
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'[providers.fake]\nbase_url = "{upstream.url}/v1"\napi_key = "keyring:fake"\n'
+        '[providers.groq]\nbase_url = "https://api.groq.com/openai/v1"\n'
+        '[providers.mistral]\nbase_url = "https://api.mistral.ai/v1"\n'
+        'api_key = "env:TRAYPROXY_TEST_UNSET_KEY"\n'
+        '[providers.ollama]\nbase_url = "http://127.0.0.1:9/v1"\n'
+        '[models."fake/m"]\nprovider = "fake"\nmodel = "m"\n'
+    )
+    app = App(path, app_paths())
+    app.start()
+    try:
+        assert app.status.endswith("· 3 providers need a key")
+        client = openai.OpenAI(base_url=app.server.base_url, api_key="x", max_retries=0)
+        with pytest.raises(openai.APIStatusError, match="trayproxy key set fake"):
+            client.chat.completions.create(model="fake/m", messages=[])
+        assert upstream.requests == []  # no key: the prompt never left
+        with chromium(tmp_path / "profile") as driver:
+            driver.get(app.server.root_url + "/_trayproxy/")
+            wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#keys-table tbody tr"))
+            table = driver.execute_script(
+                "return Object.fromEntries([...document.querySelectorAll('#keys-table tbody tr')]"
+                ".map(tr => [tr.dataset.provider, [...tr.children].map(td => td.innerText)]))"
+            )
+            assert table["fake"][2] == "needs a key"
+            assert table["groq"][2] == "needs a key"  # hosted, no api_key line, none found
+            assert table["ollama"][2] == "no key needed"  # a server on this machine
+            assert table["mistral"][2] == "needs a key"
+            assert "remove that api_key line" in table["mistral"][3]  # no form: env: in config
+            assert driver.find_element(By.ID, "keys-state").text == "3 providers need a key"
+
+            field = driver.find_element(
+                By.CSS_SELECTOR, '#keys-table tr[data-provider="fake"] input'
+            )
+            assert field.get_attribute("type") == "password"
+            field.send_keys("sk-typed-in-the-page")
+            field.submit()
+            wait(driver, lambda d: "trayproxy uses it now" in d.find_element(By.ID, "notice").text)
+            wait(
+                driver,
+                lambda d: d.find_element(By.ID, "keys-state").text == "2 providers need a key",
+            )
+            assert "sk-typed-in-the-page" not in driver.page_source
+            typed = driver.execute_script(
+                "return [...document.querySelectorAll('#keys-table input')].map(i => i.value)"
+            )
+            assert typed and set(typed) == {""}  # the key left the page with the request
+            ARTIFACTS.mkdir(exist_ok=True)
+            driver.save_screenshot(str(ARTIFACTS / "page-keys.png"))
+        assert keyring.get_password("trayproxy", "fake") == "sk-typed-in-the-page"
+        assert app.status.endswith("· 2 providers need a key")
+        client.chat.completions.create(model="fake/m", messages=[])
+        assert upstream.last.headers["Authorization"] == "Bearer sk-typed-in-the-page"
+        status, _, listed = http("GET", app.server.root_url + "/_trayproxy/api/keys")
+        assert status == 200 and b"sk-typed" not in listed
+    finally:
+        app.shutdown(grace=1)
+        keyring.set_keyring(previous)

@@ -47,7 +47,7 @@ def test_menu_items_and_their_actions(app: App) -> None:
     items = list(t.icon.menu.items)
     shown = [i.text for i in items if i is not pystray.Menu.SEPARATOR]
     assert shown == [
-        f"Serving {app.server.base_url} · 5 models",
+        f"Serving {app.server.base_url} · 5 models · 1 provider needs a key",
         "Copy base URL",
         "Copy Continue config",
         "Reload mappings",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from trayproxy import __version__
 from trayproxy.clients.commands import continue_config_command, doctor_command, load_or_say_why
-from trayproxy.config.describe import describe_config
+from trayproxy.config.describe import describe_config, needing_keys
 from trayproxy.config.files import permission_warning
 from trayproxy.config.model import Config
 from trayproxy.config.paths import app_paths, config_path
@@ -384,6 +384,10 @@ def _has_terminal() -> bool:
 
 
 def _warn_missing_keys(config: Config) -> None:
-    missing = sorted(n for n, p in config.providers.items() if p.api_key.missing)
+    missing = sorted(n for n, p in config.providers.items() if p.needs_key)
     if missing:
-        log.warning("providers without a key: %s", ", ".join(missing))
+        log.warning(
+            "%s: %s (store one with: trayproxy key set PROVIDER)",
+            needing_keys(len(missing)),
+            ", ".join(missing),
+        )

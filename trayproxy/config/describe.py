@@ -33,19 +33,25 @@ def describe_config(config: Config) -> str:
         for n, p in sorted(config.providers.items())
     ]
     lines.append("\n" + render_table(("PROVIDER", "BASE URL", "KEY", "PROFILE"), prow))
-    missing = [
-        n
-        for n, p in sorted(config.providers.items())
-        if p.api_key.missing or any(ref.missing for _, ref in p.headers)
-    ]
+    missing = [n for n, p in sorted(config.providers.items()) if p.needs_key]
     if missing:
         lines.append(
-            "\nProviders without a key (requests to them will fail): " + ", ".join(missing)
+            f"\n{needing_keys(len(missing))} (requests to them fail): "
+            + ", ".join(missing)
+            + "\nStore one with: trayproxy key set PROVIDER"
         )
     return "\n".join(lines)
 
 
+def needing_keys(n: int) -> str:
+    """ "1 provider needs a key", "2 providers need a key"."""
+    return f"{n} provider needs a key" if n == 1 else f"{n} providers need a key"
+
+
 def describe_keys(config: Config) -> str:
     """Each provider and where its key comes from (never the key)."""
-    rows = [(name, p.api_key.describe()) for name, p in sorted(config.providers.items())]
-    return render_table(("PROVIDER", "KEY"), rows)
+    rows = [
+        (name, p.api_key.describe(), "needs a key" if p.needs_key else "ok")
+        for name, p in sorted(config.providers.items())
+    ]
+    return render_table(("PROVIDER", "KEY", "STATE"), rows)

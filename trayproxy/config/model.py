@@ -9,7 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlsplit
 
+from trayproxy.core.hosts import is_local
 from trayproxy.core.secret import Secret
 from trayproxy.providers import profiles
 from trayproxy.providers.profiles import Profile
@@ -97,6 +99,19 @@ class Provider:
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     profile: Profile = profiles.BUILTIN["openai"]
     profile_inferred: bool = True  # chosen from base_url, not named in config.toml
+
+    @property
+    def needs_key(self) -> bool:
+        """Requests to it fail for want of a key: a reference that reads nothing, or (with no
+        ``api_key`` line) no key found for a provider off this machine and its network, where
+        a server usually takes none (a local Ollama)."""
+        if self.api_key.missing or any(ref.missing for _, ref in self.headers):
+            return True
+        if not self.api_key.source.startswith("auto:") or self.api_key.secret is not None:
+            return False
+        if any(ref.secret is not None for _, ref in self.headers):  # its own auth header
+            return False
+        return not is_local(urlsplit(self.base_url).hostname or "")
 
 
 @dataclass(frozen=True)

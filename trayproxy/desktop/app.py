@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trayproxy.config.describe import needing_keys
 from trayproxy.config.files import ensure_config_file, load_file, permission_warning
 from trayproxy.config.model import DEFAULT_HOST, DEFAULT_PORT, Config, ConfigError
 from trayproxy.config.paths import Paths
@@ -141,8 +142,11 @@ class App(Commands):
     def status(self) -> str:
         if self.serving:
             assert self.server is not None
-            n = len(self.server.config.models)
-            return f"Serving {self.server.base_url} · {n} model{'s' if n != 1 else ''}"
+            config = self.server.config
+            n = len(config.models)
+            status = f"Serving {self.server.base_url} · {n} model{'s' if n != 1 else ''}"
+            lacking = sum(p.needs_key for p in config.providers.values())
+            return status + (f" · {needing_keys(lacking)}" if lacking else "")
         return self.error or "Starting…"
 
     def menu(self) -> tuple[menu.Entry, ...]:

@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from trayproxy.config.describe import needing_keys
 from trayproxy.config.files import load_file
 from trayproxy.config.model import ConfigError
 from trayproxy.desktop.instance import InstanceLock
@@ -81,7 +82,10 @@ def status(state_dir: Path, config_file: Path) -> int:
         n for n, p in providers.items() if isinstance(p, dict) and p.get("key_missing")
     )
     if missing:
-        print("Providers without a key (requests to them fail): " + ", ".join(missing))
+        print(
+            f"{needing_keys(len(missing))} (requests to them fail): {', '.join(missing)}. "
+            "Store one with: trayproxy key set PROVIDER"
+        )
     return 0
 
 

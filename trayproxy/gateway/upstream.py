@@ -86,14 +86,27 @@ class MissingKeyError(RuntimeError):
         self.provider = provider
         self.source = source
         what = f"value for header {header}" if header else "API key"
+        store = f"trayproxy key set {provider}"
         if source.startswith("keyring:"):
-            where = f"the keychain has no entry {source[8:]!r} for service 'trayproxy'"
+            where = (
+                f"the OS keychain has no entry {source[8:]!r}. Store it (trayproxy key set "
+                f"{source[8:]}, or the page's Keys panel), then Reload mappings"
+            )
+        elif source.startswith("auto:"):
+            where = (
+                f"[providers.{provider}] has no api_key line, the OS keychain has no entry "
+                f"{provider!r} and {source[5:]} is not set. Store the key ({store}, or the "
+                "page's Keys panel), then Reload mappings; for a provider that takes no key, "
+                'write api_key = ""'
+            )
         else:
-            where = f"the environment variable {source.removeprefix('env:')} is not set"
-        super().__init__(
-            f"trayproxy has no {what} for provider '{provider}': {where}. Set it and restart "
-            "trayproxy, or put the value in config.toml."
-        )
+            where = (
+                f"the environment variable {source.removeprefix('env:')} is not set where "
+                f"trayproxy was started (an app started from the desktop does not see your "
+                f"shell's exports). Store the key in the OS keychain instead ({store}) and "
+                "remove the api_key line, or set the variable and restart trayproxy"
+            )
+        super().__init__(f"trayproxy has no {what} for provider '{provider}': {where}.")
 
 
 def system_proxy(url: str) -> str | None:
@@ -124,6 +137,8 @@ def provider_headers(provider: Provider) -> dict[str, str]:
         if ref.secret is None:
             raise MissingKeyError(provider.name, ref.source, header=name)
         headers[name.lower()] = ref.secret.reveal()
+    if provider.needs_key:  # no api_key line and no key found: said now, not as its 401
+        raise MissingKeyError(provider.name, provider.api_key.source)
     if provider.api_key.secret:
         headers["authorization"] = "Bearer " + provider.api_key.secret.reveal()
     return headers

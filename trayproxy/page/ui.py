@@ -41,7 +41,7 @@ def render_page(base_url: str, models: int) -> str:
         .joinpath("web", "index.html")
         .read_text(encoding="utf-8")
         .replace("{{base_url}}", e(base_url))
-        .replace("{{models}}", str(models))
+        .replace("{{models}}", f"{models} model" + ("" if models == 1 else "s"))
         .replace("{{version}}", e(__version__))
     )
 
@@ -67,7 +67,7 @@ def _same_origin(request: web.Request) -> bool:
     return origin is None or origin_allowed(origin, local_port(request), LOOPBACK_NAMES, ())
 
 
-def _page_post_refused(request: web.Request, what: str) -> web.Response | None:
+def page_post_refused(request: web.Request, what: str) -> web.Response | None:
     """The page's own POSTs only: same origin, JSON (so a form on another site cannot)."""
     if not _same_origin(request):
         return error_response(403, f"Cross-origin requests may not run {what}.", code="forbidden")
@@ -82,7 +82,7 @@ def _page_post_refused(request: web.Request, what: str) -> web.Response | None:
 
 async def action(request: web.Request) -> web.Response:
     """POST /_trayproxy/api/actions/{name}: run a desktop action for the page."""
-    refused = _page_post_refused(request, "actions")
+    refused = page_post_refused(request, "actions")
     if refused is not None:
         return refused
     state = request.app[STATE]
@@ -97,7 +97,7 @@ async def action(request: web.Request) -> web.Response:
 
 async def health(request: web.Request) -> web.Response:
     """POST /_trayproxy/api/doctor: check every mapping against its provider's model list."""
-    refused = _page_post_refused(request, "checks")
+    refused = page_post_refused(request, "checks")
     if refused is not None:
         return refused
     state = request.app[STATE]

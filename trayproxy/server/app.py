@@ -16,7 +16,7 @@ from trayproxy.gateway.errors import error_response
 from trayproxy.gateway.guard import guard
 from trayproxy.gateway.handler import RELAY_ENDPOINTS, make_handler
 from trayproxy.gateway.state import STATE, ProxyState
-from trayproxy.page import api, ui
+from trayproxy.page import api, keys, ui
 from trayproxy.routing.resolve import UnknownModelError, resolve
 
 log = logging.getLogger("trayproxy.proxy")
@@ -111,7 +111,7 @@ async def status_api(request: web.Request) -> web.Response:
                 name: {
                     "base_url": p.base_url,
                     "key": p.api_key.describe(),
-                    "key_missing": p.api_key.missing or any(r.missing for _, r in p.headers),
+                    "key_missing": p.needs_key,
                 }
                 for name, p in config.providers.items()
             },
@@ -151,5 +151,6 @@ def create_app(state: ProxyState) -> web.Application:
             r.add_post(f"{prefix}/{endpoint}", make_handler(endpoint))
     ui.add_routes(app)
     api.add_routes(app)
+    keys.add_routes(app)
     r.add_get("/_trayproxy/api/status", status_api)
     return app

@@ -312,6 +312,7 @@ async function runAction(name) {
     notice("trayproxy did not answer: " + e, false);
   }
   loadStatus();
+  loadKeys();
 }
 
 async function copyUrl() {
@@ -368,11 +369,70 @@ async function checkMappings() {
   }
 }
 
+// ---------------------------------------------------------------- keys (write-only)
+
+function keyForm(p) {
+  const form = el("form");
+  const input = el("input");
+  input.type = "password";
+  input.autocomplete = "off";
+  input.spellcheck = false;
+  input.name = "key";
+  input.placeholder = p.needs_key ? "paste the key" : "replace the key";
+  input.setAttribute("aria-label", "Key for " + p.name);
+  const button = el("button", "Store");
+  button.type = "submit";
+  form.append(input, button);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!input.value.trim()) return;
+    button.disabled = true;
+    try {
+      const resp = await api(`${API}/keys/${encodeURIComponent(p.name)}`, {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ key: input.value }),
+      });
+      const data = await resp.json();
+      if (data.error) notice(data.error.message, false);
+      else notice(data.message, data.ok);
+    } catch (e) {
+      notice("trayproxy did not answer: " + e, false);
+    } finally {
+      input.value = "";  // the key leaves the page as soon as it is sent
+      button.disabled = false;
+    }
+    loadKeys();
+  });
+  return form;
+}
+
+async function loadKeys() {
+  try {
+    const data = await (await api(`${API}/keys`)).json();
+    const rows = data.providers.map((p) => {
+      const tr = el("tr");
+      tr.dataset.provider = p.name;
+      tr.append(el("td", p.name, "model"), el("td", p.key));
+      tr.appendChild(el("td", p.state, "state " + (p.needs_key ? "bad" : "good")));
+      const cell = el("td");
+      if (p.keychain_entry) cell.appendChild(keyForm(p));
+      else { cell.textContent = p.note; cell.className = "note"; }
+      tr.appendChild(cell);
+      return tr;
+    });
+    $("#keys-table tbody").replaceChildren(...rows);
+    const lacking = data.providers.filter((p) => p.needs_key).length;
+    const state = $("#keys-state");
+    state.textContent = lacking ? `${lacking} provider${lacking === 1 ? " needs" : "s need"} a key` : "every provider has what it needs";
+    state.className = lacking ? "bad" : "";
+  } catch (e) { /* the rest of the page still works */ }
+}
+
 async function loadStatus() {
   try {
     const s = await (await api(`${API}/status`)).json();
     $("#base-url").textContent = s.base_url;
-    $("#model-count").textContent = s.models;
+    $("#model-count").textContent = s.models + (s.models === 1 ? " model" : " models");
     for (const p of Object.keys(s.providers)) state.providers.add(p);
     const models = await (await api("/v1/models")).json();
     for (const m of models.data) state.models.add(m.id);
@@ -412,6 +472,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#detail-close").addEventListener("click", () => { $("#detail").hidden = true; });
   document.addEventListener("keydown", (e) => { if (e.key === "Escape") $("#detail").hidden = true; });
   loadStatus();
+  loadKeys();
   loadRows().finally(connect);
   loadUsage();
 });
