@@ -79,7 +79,7 @@ async def store_key(request: web.Request) -> web.Response:
     if refused is not None:
         return refused
     if request.content_length is None or request.content_length > MAX_BODY_BYTES:
-        return error_response(413, "A key is sent as a small JSON body.", code="body_too_large")
+        return error_response(413, "A key is sent as a small JSON body.", code="request_too_large")
     state = request.app[STATE]
     name = request.match_info["provider"]
     provider = state.config.providers.get(name)
