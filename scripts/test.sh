@@ -4,6 +4,8 @@
 #     DBus, a notification daemon, GTK), the browser tests (chromium, chromedriver) and
 #     the desktop entry checks (desktop-file-utils) when apt-get is available;
 #   - ./.venv with trayproxy, its test extra and PyGObject;
+#   - a wheelhouse (.cache/wheelhouse) of trayproxy's dependencies, from which the test of
+#     scripts/install.sh installs offline;
 #   - Continue's transport (npm, pinned in tests/js);
 #   - the Linux double-click bundle (packaging/build.sh), which a test starts and drives.
 # Extra arguments go to pytest (e.g. `bash scripts/test.sh -k tray -x`).
@@ -13,7 +15,7 @@ cd "$(dirname "$0")/.."
 DEB_PACKAGES=(
     xvfb xauth trayer xdotool x11-utils xclip imagemagick dbus-daemon notification-daemon
     gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1 libgirepository1.0-dev libcairo2-dev
-    pkg-config python3-venv chromium chromium-driver desktop-file-utils
+    pkg-config python3-venv python3-gi chromium chromium-driver desktop-file-utils
 )
 command -v node >/dev/null 2>&1 || DEB_PACKAGES+=(nodejs npm)
 
@@ -48,6 +50,22 @@ if pkg-config --exists girepository-2.0 2>/dev/null; then
     .venv/bin/python -m pip install --quiet PyGObject
 elif pkg-config --exists gobject-introspection-1.0 2>/dev/null; then
     .venv/bin/python -m pip install --quiet 'PyGObject<3.51'
+fi
+
+# The install script's test installs into a fresh home from these wheels, offline: for this
+# Python, and for the system's python3 (which the script prefers when it has PyGObject).
+.venv/bin/python -m pip wheel --quiet --disable-pip-version-check -w .cache/wheelhouse \
+    . 'setuptools>=77'
+if [ -x /usr/bin/python3 ]; then
+    version() { "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])'; }
+    system_version="$(version /usr/bin/python3)"
+    if [ "$system_version" != "$(version .venv/bin/python)" ]; then
+        .venv/bin/python -c 'from importlib.metadata import requires
+print("\n".join(r for r in requires("trayproxy") if "extra ==" not in r))' > .cache/requirements.txt
+        .venv/bin/python -m pip download --quiet --disable-pip-version-check \
+            --only-binary=:all: --python-version "$system_version" \
+            -d .cache/wheelhouse -r .cache/requirements.txt 'setuptools>=77'
+    fi
 fi
 
 if ! command -v node >/dev/null 2>&1; then
