@@ -20,6 +20,8 @@ name, so a test (or the Node client test) picks a behaviour through the config m
 - ``firehose``: a stream of ``FIREHOSE_BYTES`` as fast as the socket takes it.
 - ``split``: a normal stream whose every event is cut in two writes, mid-JSON.
 - ``late``: a stream whose headers come at once and its first token after 0.5 s.
+- ``no-usage``: a normal answer without token counts (``"usage": null``), even in a stream
+  that asks for them.
 """
 
 from __future__ import annotations
@@ -190,7 +192,13 @@ class FakeUpstream:
 
     def _json(self, endpoint: str, body: dict[str, Any]) -> web.Response:
         text = "".join(WORDS)
-        usage = {"prompt_tokens": 11, "completion_tokens": 6, "total_tokens": 17}
+        usage: dict[str, Any] | None = {
+            "prompt_tokens": 11,
+            "completion_tokens": 6,
+            "total_tokens": 17,
+        }
+        if body["model"] == "no-usage":  # a server that counts nothing
+            usage = None
         if endpoint == "completions":
             return web.json_response(
                 {
@@ -298,7 +306,7 @@ class FakeUpstream:
                     await asyncio.sleep(self.slow_seconds)
             await send(self._chunk(endpoint, model, None, True))
             opts = body.get("stream_options") or {}
-            if opts.get("include_usage"):
+            if opts.get("include_usage") and model != "no-usage":
                 await send(
                     {
                         "id": "chatcmpl-1",

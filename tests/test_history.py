@@ -430,6 +430,7 @@ def test_usage_counts_failed_requests_once(tmp_path: Path) -> None:
         "errors": 3,  # 404, 500, and the 200 with an error
         "prompt_tokens": 11,
         "completion_tokens": 9,
+        "estimated": 0,  # requests whose tokens trayproxy estimated
         "median_ms": 100.0,  # of the answered ones only: 100 and 300
         "p95_ms": 300.0,
     }

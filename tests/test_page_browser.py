@@ -226,3 +226,24 @@ def test_keys_panel_stores_a_key_that_the_next_request_uses(
     finally:
         app.shutdown(grace=1)
         keyring.set_keyring(previous)
+
+
+def test_estimated_token_counts_are_marked_on_the_page(app: App, tmp_path: Path) -> None:
+    client = openai.OpenAI(base_url=app.server.base_url, api_key="x", max_retries=0)
+    client.chat.completions.create(
+        model="fake/no-usage", messages=[{"role": "user", "content": "hi"}]
+    )
+    client.chat.completions.create(model="nvidia/kimi-k2-thinking", messages=[])
+    with chromium(tmp_path / "profile") as driver:
+        driver.get(app.server.root_url + "/_trayproxy/")
+        wait(driver, lambda d: len(rows(d)) == 2)
+        counted, estimated = rows(driver)
+        assert counted[8] == "11 / 6"
+        assert estimated[8].startswith("~") and estimated[8] != "~–"
+        cell = driver.find_elements(By.CSS_SELECTOR, "#log tbody tr")[1].find_elements(
+            By.TAG_NAME, "td"
+        )[8]
+        assert "the provider reported no token counts" in cell.get_attribute("title")
+        wait(driver, lambda d: d.find_element(By.ID, "estimate-note").is_displayed())
+        summary = driver.find_element(By.ID, "summary").text
+        assert "fake/no-usage" in summary and "~" in summary

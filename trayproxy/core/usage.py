@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from trayproxy.core.estimate import text_tokens, written_text
 from trayproxy.core.jsonbody import loads_answer
 from trayproxy.core.sse import MAX_EVENT_BYTES, data_of, event_bounds, find_all, last_boundary
 
@@ -40,7 +41,8 @@ def usage_from_obj(obj: Any) -> Usage | None:
     if completion is None:
         completion = _int(usage.get("output_tokens"))
     if prompt is None and completion is None:
-        return None
+        total = _int(usage.get("total_tokens"))  # embeddings and rerank: all of it is input
+        return None if total is None else Usage(total, 0)
     return Usage(prompt, completion)
 
 
@@ -54,6 +56,7 @@ def usage_from_body(body: bytes) -> Usage | None:
 
 
 _WATCHED = (b'"usage"', b'"error"', b"[DONE]")
+_SAMPLE_BYTES = 64 * 1024
 # The marks of an answer that ended as it should: a choice's finish_reason set (Chat and
 # Completions), or the Responses API's last event. ``[DONE]`` and an error event count too.
 _ENDED = re.compile(
@@ -79,6 +82,11 @@ class StreamWatcher:
         # the last two runs of whole events: a stream's end is in them (read at the end only,
         # not searched for in every chunk)
         self._last = self._before = b""
+        # for an estimate when the provider reports no usage: the size of the whole stream
+        # and its first events, whose share of written text is the whole stream's (every
+        # event of a stream carries the same envelope around its piece of text)
+        self.data_bytes = 0
+        self._sample = b""
 
     @property
     def finished(self) -> bool:
@@ -96,6 +104,9 @@ class StreamWatcher:
             return
         complete = data[:end] if end < len(data) else data
         self.events += complete.count(b"\ndata:") + complete.startswith(b"data:")
+        self.data_bytes += end
+        if len(self._sample) < _SAMPLE_BYTES:
+            self._sample += complete
         self._before, self._last = self._last, complete
         handled = 0
         for at in find_all(complete, _WATCHED):
@@ -103,6 +114,23 @@ class StreamWatcher:
                 continue
             start, handled = event_bounds(complete, at)
             self._event(data_of(complete[start:handled])[0])
+
+    def estimated_output_tokens(self) -> int:
+        """About how many tokens the stream carried: the tokens of the text written in its
+        first events, scaled from their size to the whole stream's."""
+        sample = self._sample  # whole events: it grows by runs of them
+        if not sample:
+            return 0
+        written: list[str] = []
+        for line in sample.split(b"\n"):
+            if not line.startswith(b"data:"):
+                continue
+            try:
+                written_text(loads_answer(line[5:].strip()), written)
+            except (ValueError, UnicodeDecodeError):
+                continue
+        tokens = text_tokens("".join(written))
+        return round(tokens * max(self.data_bytes, len(sample)) / len(sample))
 
     def _event(self, data: bytes) -> None:
         if data == b"[DONE]":

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from trayproxy.config.model import Config, Provider
+from trayproxy.core.estimate import answer_tokens, request_tokens
+from trayproxy.core.jsonbody import loads_answer
 from trayproxy.core.usage import usage_from_body
 from trayproxy.gateway import provider_client, provider_errors, upstream
 from trayproxy.gateway.errors import Failure, error_message_from_body
@@ -30,6 +33,7 @@ from trayproxy.routing.resolve import PROVIDER_PREFIX, Route, suggest
 
 _JSON_LIMIT_FOR_USAGE = 32 * 1024 * 1024
 _ERROR_LIMIT = 1024 * 1024  # a provider's error answer is read up to this
+_NOTHING_WRITTEN = ("embeddings", "rerank")  # endpoints whose answers are not text
 
 
 async def run(
@@ -132,6 +136,7 @@ class Attempt:
         self.draft = draft
         self.retried = retried  # an earlier route was tried: the client must not retry
         self.provider: Provider = route.provider
+        self.sent: dict[str, Any] = {}
 
     @property
     def name(self) -> str:
@@ -146,6 +151,7 @@ class Attempt:
             self.state.reasoning,
             max_output_tokens=self.route.max_output_tokens,
         )
+        self.sent = sent  # what the provider was asked, for a token estimate
         try:
             up = upstream.build(self.route, self.endpoint, self.request.headers.items(), sent)
         except upstream.MissingKeyError as exc:
@@ -261,10 +267,36 @@ class Attempt:
             if found:
                 draft.prompt_tokens = found.prompt_tokens
                 draft.completion_tokens = found.completion_tokens
+            answer = data
+            await self.count_tokens(lambda: answer_tokens(loads_answer(answer)))
             data = exchange.rewrite_body(data)
         out = web.Response(status=status, body=data)
         copy_headers(resp, out, name, self.retried)
         return out
+
+    async def count_tokens(self, written: Callable[[], int]) -> None:
+        """The token counts the provider did not report, estimated from the request sent and
+        ``written`` (the answer's), in a worker thread (a long prompt takes milliseconds),
+        and marked as estimated."""
+        draft = self.draft
+        if draft.prompt_tokens is not None and draft.completion_tokens is not None:
+            return
+        sent, writes = self.sent, self.endpoint not in _NOTHING_WRITTEN
+
+        def estimate() -> tuple[int, int]:
+            prompt = draft.prompt_tokens
+            if prompt is None:
+                prompt = request_tokens(sent)
+            done = draft.completion_tokens
+            if done is None:
+                try:
+                    done = written() if writes else 0
+                except (ValueError, UnicodeDecodeError):
+                    done = 0
+            return prompt, done
+
+        draft.prompt_tokens, draft.completion_tokens = await asyncio.to_thread(estimate)
+        draft.tokens_estimated = True
 
     def _provider_error(self, resp: aiohttp.ClientResponse, data: bytes | None) -> Failure:
         """A provider's error answer (status >= 400; ``data`` None when too long to read):

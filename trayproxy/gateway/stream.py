@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import sys
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
 import aiohttp
@@ -36,6 +36,9 @@ class Source(Protocol):
 
     @property
     def name(self) -> str: ...
+
+    async def count_tokens(self, written: Callable[[], int]) -> None:
+        """Estimate the token counts the provider did not report; ``written`` the answer's."""
 
 
 T = TypeVar("T")
@@ -116,10 +119,14 @@ async def stream_back(
     draft.status = 200
     await out.prepare(attempt.request)
     state.streams[out] = draft  # so that a shutdown can end it with an error event
+    watcher = StreamWatcher()
     try:
-        return await _pump(attempt, resp, out, rewriter)
+        await _pump(attempt, resp, out, rewriter, watcher)
     finally:
         state.streams.pop(out, None)
+    if watcher.events:  # the client has its whole answer by now
+        await attempt.count_tokens(watcher.estimated_output_tokens)
+    return out
 
 
 async def _pump(
@@ -127,11 +134,11 @@ async def _pump(
     resp: aiohttp.ClientResponse,
     out: web.StreamResponse,
     rewriter: StreamRewriter | None,
+    watcher: StreamWatcher,
 ) -> web.StreamResponse:
     draft, name = attempt.draft, attempt.name
     idle = attempt.provider.idle_timeout
     sse = "event-stream" in resp.headers.get("Content-Type", "").lower()
-    watcher = StreamWatcher()
     watchdog = _IdleWatchdog(idle)
     read = resp.content.readany
     events = 0

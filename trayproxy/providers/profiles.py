@@ -39,8 +39,9 @@ _TO_MAX_TOKENS = (("max_completion_tokens", "max_tokens"),)
 _OPENAI_ONLY = ("store", "metadata", "service_tier", "prediction", "modalities", "audio")
 
 BUILTIN: dict[str, Profile] = {
-    # Nothing changed: OpenAI itself, and any server that speaks its dialect fully.
-    "openai": Profile("openai"),
+    # OpenAI itself, and any server that speaks its dialect fully (vLLM, llama.cpp, LM
+    # Studio...): only the stream's usage is asked for, which they all accept.
+    "openai": Profile("openai", include_usage=True),
     "nvidia": Profile(
         "nvidia",
         rename_params=_TO_MAX_TOKENS,

@@ -45,6 +45,7 @@ COLUMNS = (
     "rewrites",
     "error_body",
     "attempts",
+    "tokens_estimated",
 )
 _INSERT = (
     f"INSERT OR IGNORE INTO requests ({', '.join(COLUMNS)}) "

@@ -37,6 +37,8 @@ class RouteRecord:
     rewrites: tuple[str, ...] = ()
     error_body: str | None = None  # the upstream's error answer, redacted, at most 4 KiB
     attempts: tuple[dict[str, Any], ...] = ()  # with fallbacks: every provider tried
+    # the provider reported no (or partial) token counts: trayproxy estimated them
+    tokens_estimated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -48,7 +50,8 @@ class RouteRecord:
         target = f"{self.provider}:{self.upstream_model}" if self.provider else "-"
         ttfb = f"{self.ttfb_ms:.0f}ms" if self.ttfb_ms is not None else "-"
         tokens = (
-            f"{_n(self.prompt_tokens)}/{_n(self.completion_tokens)}"
+            ("~" if self.tokens_estimated else "")
+            + f"{_n(self.prompt_tokens)}/{_n(self.completion_tokens)}"
             if self.prompt_tokens is not None or self.completion_tokens is not None
             else "-"
         )
@@ -96,6 +99,7 @@ class RecordDraft:
     rewrites: list[str] = field(default_factory=list)
     error_body: str | None = None
     attempts: list[dict[str, Any]] = field(default_factory=list)
+    tokens_estimated: bool = False
 
     def mark_first_byte(self) -> None:
         if self.ttfb_ms is None:
@@ -129,6 +133,7 @@ class RecordDraft:
             attempts=tuple(
                 {**a, "error": hide(a["error"])} if a.get("error") else a for a in self.attempts
             ),
+            tokens_estimated=self.tokens_estimated,
         )
 
 

@@ -60,6 +60,8 @@ STEPS: tuple[Step, ...] = (
     ),
     # 2: with fallbacks, every provider tried (a JSON list)
     _add_column("requests", "attempts", "TEXT NOT NULL DEFAULT '[]'"),
+    # 3: token counts trayproxy estimated (the provider reported none)
+    _add_column("requests", "tokens_estimated", "INTEGER NOT NULL DEFAULT 0"),
 )
 VERSION = len(STEPS)
 

@@ -91,6 +91,7 @@ def _as_dict(row: sqlite3.Row) -> dict[str, Any]:
     d["stream"] = bool(d["stream"])
     d["rewrites"] = json.loads(d["rewrites"] or "[]")
     d["attempts"] = json.loads(d.get("attempts") or "[]")
+    d["tokens_estimated"] = bool(d.get("tokens_estimated"))
     return d
 
 
@@ -191,7 +192,8 @@ def _rank(q: float) -> str:
     return f"(CASE WHEN {up} THEN {low} + 1 ELSE {low} END)"
 
 
-# Per model since a time: requests, failed ones, tokens, and the median and p95 duration of
+# Per model since a time: requests, failed ones, tokens (and how many requests' tokens were
+# estimated), and the median and p95 duration of
 # the answered (not failed) ones; the busiest 200 models.
 _PER_MODEL = f"""
 WITH chosen AS (SELECT * FROM requests WHERE time >= :since),
@@ -211,11 +213,12 @@ counted AS (
     SELECT client_model, max(provider) AS provider, count(*) AS requests,
         sum({FAILED_SQL}) AS errors,
         coalesce(sum(prompt_tokens), 0) AS prompt_tokens,
-        coalesce(sum(completion_tokens), 0) AS completion_tokens
+        coalesce(sum(completion_tokens), 0) AS completion_tokens,
+        coalesce(sum(tokens_estimated), 0) AS estimated
     FROM chosen GROUP BY client_model
 )
 SELECT coalesce(counted.client_model, '(none)') AS model, provider, requests, errors,
-    prompt_tokens, completion_tokens, median_ms, p95_ms
+    prompt_tokens, completion_tokens, estimated, median_ms, p95_ms
 FROM counted LEFT JOIN spread ON spread.client_model IS counted.client_model
 ORDER BY requests DESC, model LIMIT 200
 """

@@ -43,7 +43,8 @@ def log_row(r: dict[str, Any]) -> tuple[str, ...]:
     tokens = (
         "-"
         if r["prompt_tokens"] is None and r["completion_tokens"] is None
-        else f"{r['prompt_tokens'] or 0}/{r['completion_tokens'] or 0}"
+        else ("~" if r.get("tokens_estimated") else "")
+        + f"{r['prompt_tokens'] or 0}/{r['completion_tokens'] or 0}"
     )
     target = f"{r['provider']} / {r['upstream_model']}" if r["provider"] else "-"
     return (
@@ -111,6 +112,7 @@ def cmd_usage(path: Path, days: int) -> int:
         print(f"error: cannot read the history at {path}: {exc}", file=sys.stderr)
         return 1
     period = f"Last {days} day{'s' if days != 1 else ''}"
+    estimates = False
     for title, rows in (("Today", data["today"]), (period, data["period"])):
         print(f"{title}:")
         if not rows:
@@ -123,8 +125,8 @@ def cmd_usage(path: Path, days: int) -> int:
                     _clean(g["model"], 48),
                     str(g["requests"]),
                     str(g["errors"]),
-                    f"{g['prompt_tokens']:,}",
-                    f"{g['completion_tokens']:,}",
+                    _tokens(g["prompt_tokens"], g.get("estimated")),
+                    _tokens(g["completion_tokens"], g.get("estimated")),
                     _ms(g["median_ms"]),
                     _ms(g["p95_ms"]),
                 )
@@ -132,4 +134,14 @@ def cmd_usage(path: Path, days: int) -> int:
             ],
         )
         print("\n".join("  " + line for line in table.split("\n")) + "\n")
+        estimates = estimates or any(g.get("estimated") for g in rows)
+    if estimates:
+        print(
+            "~ includes estimates: for requests whose provider reported no token counts, "
+            "trayproxy estimated them from the text."
+        )
     return 0
+
+
+def _tokens(value: int, estimated: int | None) -> str:
+    return ("~" if estimated else "") + f"{value:,}"

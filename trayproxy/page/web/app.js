@@ -40,9 +40,17 @@ function num(v) {
   return v === null || v === undefined ? "–" : Number(v).toLocaleString();
 }
 
+const ESTIMATED = "estimated by trayproxy: the provider reported no token counts";
+
 function tokens(r) {
   if (r.prompt_tokens === null && r.completion_tokens === null) return "–";
-  return num(r.prompt_tokens) + " / " + num(r.completion_tokens);
+  return (r.tokens_estimated ? "~" : "") + num(r.prompt_tokens) + " / " + num(r.completion_tokens);
+}
+
+function tokenCell(r) {
+  const td = el("td", tokens(r), "num");
+  if (r.tokens_estimated) { td.title = ESTIMATED; td.classList.add("estimated"); }
+  return td;
 }
 
 function failed(r) {
@@ -73,7 +81,7 @@ function row(r, fresh) {
   tr.appendChild(el("td", String(r.status), "status s" + String(r.status)[0]));
   tr.appendChild(el("td", ms(r.ttfb_ms), "num"));
   tr.appendChild(el("td", ms(r.duration_ms), "num"));
-  tr.appendChild(el("td", tokens(r), "num"));
+  tr.appendChild(tokenCell(r));
   const err = el("td", null, "err");
   if (r.error) {
     const clamp = el("div", r.error, "clamp");
@@ -200,8 +208,14 @@ function renderUsage() {
     tr.appendChild(el("td", g.model, "model"));
     tr.appendChild(el("td", num(g.requests), "num"));
     tr.appendChild(el("td", num(g.errors), "num" + (g.errors ? " err" : "")));
-    tr.appendChild(el("td", num(g.prompt_tokens), "num"));
-    tr.appendChild(el("td", num(g.completion_tokens), "num"));
+    for (const value of [g.prompt_tokens, g.completion_tokens]) {
+      const td = el("td", (g.estimated ? "~" : "") + num(value), "num");
+      if (g.estimated) {
+        td.title = `includes ${g.estimated} request${g.estimated === 1 ? "" : "s"} ${ESTIMATED}`;
+        td.classList.add("estimated");
+      }
+      tr.appendChild(td);
+    }
     tr.appendChild(el("td", ms(g.median_ms), "num"));
     tr.appendChild(el("td", ms(g.p95_ms), "num"));
     return tr;
@@ -214,6 +228,7 @@ function renderUsage() {
     rows.push(tr);
   }
   body.replaceChildren(...rows);
+  $("#estimate-note").hidden = !groups.some((g) => g.estimated);
   drawChart(u.daily || []);
 }
 
@@ -272,7 +287,7 @@ async function showDetail(uid) {
     ["Status", String(r.status)],
     ["First byte", ms(r.ttfb_ms)],
     ["Duration", ms(r.duration_ms)],
-    ["Tokens in / out", tokens(r)],
+    ["Tokens in / out", tokens(r) + (r.tokens_estimated ? " (" + ESTIMATED + ")" : "")],
     ["Error", r.error || "–"],
   ];
   const dl = $("#detail-fields");
