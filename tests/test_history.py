@@ -373,6 +373,7 @@ def test_an_older_database_gains_the_new_columns(tmp_path: Path) -> None:
     assert h.flush(5)
     h.stop()
     assert queries.recent(path, 1)[0]["attempts"] == [{"provider": "p", "status": 500}]
+    assert queries.recent(path, 1)[0]["tokens_estimated"] is False  # step 3's column
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == migrations.VERSION
 

@@ -123,8 +123,9 @@ def test_without_a_keychain_the_error_says_what_to_do_instead(tmp_path: Path) ->
     config.write_text('[providers.groq]\nbase_url = "https://api.groq.com/openai/v1"\n')
     out = _trayproxy(env, "key", "set", "groq", "--config", str(config), stdin="gsk-x\n")
     assert out.returncode == 1
-    assert "no keychain trayproxy can use" in out.stderr
-    assert 'api_key = "env:NAME"' in out.stderr and "Traceback" not in out.stderr
+    assert "no keychain trayproxy can use (no keychain service is running" in out.stderr
+    assert 'api_key = "env:GROQ_API_KEY"' in out.stderr and "[providers.groq]" in out.stderr
+    assert "Traceback" not in out.stderr
 
 
 def test_no_api_key_line_reads_the_conventional_variable() -> None:

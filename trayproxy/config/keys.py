@@ -155,39 +155,54 @@ def _from_keyring(name: str) -> Secret | None:
 
 
 NO_KEYCHAIN = (
-    "this system has no keychain trayproxy can use ({why}). Put the key in an environment "
-    'variable (api_key = "env:NAME") or in config.toml itself, which only you can read'
+    "this system has no keychain trayproxy can use ({why}). Put the key in config.toml "
+    'itself, which only you can read (api_key = "the key" under [providers.{name}]), or in '
+    'an environment variable (api_key = "env:{env}") if trayproxy is started from a shell '
+    "that sets it"
 )
 
 
-def _keychain():
+def _no_keychain(name: str, exc: BaseException | None = None) -> KeyRefError:
+    if exc is None:
+        why = "the keyring package is missing"
+    elif type(exc).__name__ == "NoKeyringError":
+        why = (
+            "no keychain service is running; on Linux a desktop session's GNOME Keyring or "
+            "KWallet provides one"
+        )
+    else:
+        why = f"{type(exc).__name__}: {exc}"
+    return KeyRefError(NO_KEYCHAIN.format(why=why, name=name, env=conventional_env(name)))
+
+
+def _keychain(name: str):
     try:
         import keyring
         import keyring.errors
     except ImportError:
-        raise KeyRefError(NO_KEYCHAIN.format(why="the keyring package is missing")) from None
+        raise _no_keychain(name) from None
     return keyring
 
 
 def store(name: str, value: str) -> None:
     """Put ``value`` in the OS keychain as ``name`` (service "trayproxy")."""
-    keyring = _keychain()
+    keyring = _keychain(name)
     value = _sendable(value.strip(), "the key")
     if not value:
         raise KeyRefError("the key is empty")
     try:
         keyring.set_password(KEYRING_SERVICE, name, value)
     except keyring.errors.KeyringError as exc:
-        raise KeyRefError(NO_KEYCHAIN.format(why=f"{type(exc).__name__}: {exc}")) from None
+        raise _no_keychain(name, exc) from None
 
 
 def forget(name: str) -> bool:
     """Remove ``name`` from the keychain; False when it was not there."""
-    keyring = _keychain()
+    keyring = _keychain(name)
     try:
         keyring.delete_password(KEYRING_SERVICE, name)
     except keyring.errors.PasswordDeleteError:
         return False
     except keyring.errors.KeyringError as exc:
-        raise KeyRefError(NO_KEYCHAIN.format(why=f"{type(exc).__name__}: {exc}")) from None
+        raise _no_keychain(name, exc) from None
     return True

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import webbrowser
 from pathlib import Path
 
@@ -91,14 +92,42 @@ def open_path(path: Path, *, edit: bool = False) -> Result:
                     raise
                 subprocess.Popen(["notepad.exe", str(path)])
         elif sys.platform == "darwin":
-            subprocess.Popen(["open", "-t", str(path)] if edit else ["open", str(path)])
+            return _launch(["open", "-t", str(path)] if edit else ["open", str(path)], path)
         else:
             opener = shutil.which("xdg-open")
             if opener is None:
                 return False, f"xdg-open is not installed; the path is {path}"
-            subprocess.Popen(
-                [opener, str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            )
+            return _launch([opener, str(path)], path)
     except OSError as exc:
         return False, f"could not open {path}: {exc}"
     return True, f"opened {path}"
+
+
+# xdg-open and open hand the file to an application and exit: their exit status says whether
+# one took it. Some xdg-open fallbacks run the application itself and stay; past this wait,
+# that is taken as opened.
+LAUNCH_WAIT = 2.0
+_XDG_OPEN_STATUS = {
+    2: "it does not exist",
+    3: "no application is set up to open it",
+    4: "the application could not open it",
+}
+
+
+def _launch(cmd: list[str], path: Path) -> Result:
+    """Run an opener; its failure said in words, and never left behind as a zombie."""
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        _, err = proc.communicate(timeout=LAUNCH_WAIT)
+    except subprocess.TimeoutExpired:  # still running: reaped when it ends
+        threading.Thread(target=proc.communicate, name="opener", daemon=True).start()
+        return True, f"opened {path}"
+    if proc.returncode == 0:
+        return True, f"opened {path}"
+    said = err.decode("utf-8", "replace").strip().splitlines()
+    why = _XDG_OPEN_STATUS.get(proc.returncode) or (
+        said[-1] if said else f"{Path(cmd[0]).name} exited with status {proc.returncode}"
+    )
+    return False, f"could not open {path}: {why}"
