@@ -249,8 +249,26 @@ def _profile(
         raise c.fail(
             (*path, "restore_reasoning"), "must be one of " + ", ".join(f'"{a}"' for a in allowed)
         )
+    choices = {"messages_auth": profiles.MESSAGES_AUTH, "reasoning_request": profiles.REASONING}
+    chosen = {key: c.string(t, path, key) for key in choices}
+    for key, value in chosen.items():
+        if value is not None and value not in choices[key]:
+            raise c.fail(
+                (*path, key), "must be one of " + ", ".join(f'"{a}"' for a in choices[key])
+            )
+    messages_base = c.string(t, path, "messages_base")
+    if messages_base and not messages_base.startswith(
+        ("http://", "https://", "{base}", "{origin}")
+    ):
+        raise c.fail(
+            (*path, "messages_base"),
+            'must be a URL (http:// or https://), or start with "{base}" or "{origin}"; '
+            '"" to translate Messages requests to Chat Completions',
+        )
     profile = profiles.with_overrides(
         profiles.BUILTIN[name],
+        messages_base=messages_base,
+        **chosen,
         rename_params=renames,
         drop_params=_names(c, t, path, "drop_params"),
         drop_message_fields=_names(c, t, path, "drop_message_fields"),

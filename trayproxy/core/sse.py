@@ -14,7 +14,7 @@ import re
 # the longest unfinished event a reader keeps while waiting for its end
 MAX_EVENT_BYTES = 8 * 1024 * 1024
 
-_BOUNDARY = re.compile(rb"\r?\n\r?\n")
+_BOUNDARY = EVENT_END = re.compile(rb"\r?\n\r?\n")
 
 
 def last_boundary(data: bytes) -> int:

@@ -23,10 +23,11 @@ from trayproxy.config.model import Config, Provider
 from trayproxy.core.estimate import answer_tokens, request_tokens
 from trayproxy.core.jsonbody import loads_answer
 from trayproxy.core.usage import usage_from_body
-from trayproxy.gateway import provider_client, provider_errors, upstream
+from trayproxy.gateway import messages, provider_client, provider_errors, upstream
 from trayproxy.gateway.errors import Failure, error_message_from_body
 from trayproxy.gateway.state import ProxyState
 from trayproxy.gateway.stream import copy_headers, stream_back, within
+from trayproxy.protocols.messages_request import MESSAGES
 from trayproxy.providers import dialect, stream_rewrite
 from trayproxy.records.logbook import RecordDraft
 from trayproxy.routing.resolve import PROVIDER_PREFIX, Route, suggest
@@ -137,6 +138,8 @@ class Attempt:
         self.retried = retried  # an earlier route was tried: the client must not retry
         self.provider: Provider = route.provider
         self.sent: dict[str, Any] = {}
+        self.speaks_messages = endpoint == MESSAGES  # the client: Anthropic's protocol
+        self.plan: messages.Plan | None = None  # how a Messages request reaches the provider
 
     @property
     def name(self) -> str:
@@ -144,16 +147,34 @@ class Attempt:
 
     async def run(self, body: dict[str, Any]) -> web.StreamResponse | Failure:
         provider, draft = self.provider, self.draft
+        endpoint, url, forwarded, key_header = self.endpoint, None, None, "authorization"
+        if self.speaks_messages:
+            plan = self.plan = messages.plan(self.route, body, self.request.headers)
+            body, endpoint, url = plan.body, plan.endpoint, plan.url
+            forwarded = plan.forwarded_headers(self.request.headers)
+            if not plan.translated and provider.profile.messages_auth == "x-api-key":
+                key_header = "x-api-key"
+            for note in plan.notes:
+                if note not in draft.rewrites:
+                    draft.rewrites.append(note)
         sent, exchange = dialect.prepare(
             provider.profile,
-            self.endpoint,
+            endpoint,
             body,
             self.state.reasoning,
             max_output_tokens=self.route.max_output_tokens,
         )
         self.sent = sent  # what the provider was asked, for a token estimate
         try:
-            up = upstream.build(self.route, self.endpoint, self.request.headers.items(), sent)
+            up = upstream.build(
+                self.route,
+                endpoint,
+                self.request.headers.items(),
+                sent,
+                url=url,
+                forwarded=forwarded,
+                key_header=key_header,
+            )
         except upstream.MissingKeyError as exc:
             return Failure(502, str(exc), "provider_key_missing")
         draft.upstream_url = up.url
@@ -234,7 +255,11 @@ class Attempt:
             )
         ctype = resp.headers.get("Content-Type", "").lower()
         if status < 300 and ("event-stream" in ctype or (draft.stream and "json" not in ctype)):
-            return await stream_back(self, resp, stream_rewrite.for_exchange(exchange))
+            rewriter = stream_rewrite.for_exchange(exchange)
+            if self.plan is not None and self.plan.translated:
+                translation = await messages.translation(self.plan, rewriter)
+                return await stream_back(self, resp, translation, translation.start())
+            return await stream_back(self, resp, rewriter)
         draft.mark_first_byte()  # a JSON answer starts with its status line and headers
         failed = status >= 400  # an error is a few lines: more is not read, redacted, parsed
         limit = _ERROR_LIMIT if failed else self.config.server.max_answer_bytes
@@ -270,6 +295,13 @@ class Attempt:
             answer = data
             await self.count_tokens(lambda: answer_tokens(loads_answer(answer)))
             data = exchange.rewrite_body(data)
+        if self.plan is not None and self.plan.translated:
+            try:
+                data = await messages.answer(self.plan, data)
+            except (ValueError, UnicodeDecodeError):
+                return Failure(
+                    502, f"Provider '{name}' answered with something that is not JSON.", None
+                )
         out = web.Response(status=status, body=data)
         copy_headers(resp, out, name, self.retried)
         return out

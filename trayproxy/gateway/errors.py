@@ -1,4 +1,6 @@
-"""OpenAI-shaped errors: ``{"error": {"message", "type", "param", "code"}}``."""
+"""Errors in the client's protocol: OpenAI's ``{"error": {"message", "type", "param",
+"code"}}``, and Anthropic's ``{"type": "error", "error": {"type", "message"}}`` on the
+Messages endpoints (made from the OpenAI-shaped ones at the edge, ``in_client_shape``)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from trayproxy.protocols import messages_errors
 
 _TYPES = {
     400: "invalid_request_error",
@@ -84,9 +88,45 @@ class Failure:
             self.status, self.message, code=self.code, param=self.param, headers=headers
         )
 
-    def event(self) -> bytes:
-        """The same failure once a stream has begun: its last event."""
+    def event(self, *, messages: bool = False) -> bytes:
+        """The same failure once a stream has begun: its last event (Anthropic's ``event:
+        error`` for a Messages client)."""
+        if messages:
+            return messages_errors.error_event(self.status, self.message)
         return sse_error_event(self.message, status=self.status, code=self.code)
+
+
+MESSAGES_PATHS = ("/messages", "/messages/count_tokens")
+
+
+def speaks_messages(path: str) -> bool:
+    """A request on Anthropic's Messages endpoints (``/v1/messages``, ``/messages``)."""
+    return path.rstrip("/").endswith(MESSAGES_PATHS)
+
+
+def in_client_shape(request: web.Request, resp: web.StreamResponse) -> web.StreamResponse:
+    """An error answer as the client's protocol has it: on the Messages endpoints, every
+    OpenAI-shaped error (the guard's, the relay's, a Chat provider's own) in Anthropic's
+    shape, with the same status and headers."""
+    if resp.status < 400 or not isinstance(resp, web.Response) or not speaks_messages(request.path):
+        return resp
+    body = resp.body
+    try:
+        data = json.loads(body) if isinstance(body, (bytes, bytearray)) else None
+    except (ValueError, UnicodeDecodeError):
+        data = None
+    if messages_errors.is_messages_error(data):
+        return resp
+    message = error_message_from_json(data, 4000) if data is not None else resp.reason or "error"
+    out = web.Response(
+        status=resp.status,
+        text=json.dumps(messages_errors.error_body(resp.status, message)),
+        content_type="application/json",
+    )
+    for key, value in resp.headers.items():
+        if key.lower() not in ("content-type", "content-length"):
+            out.headers.add(key, value)
+    return out
 
 
 def sse_error_event(message: str, *, status: int, code: str | None = None) -> bytes:

@@ -10,9 +10,10 @@ from aiohttp import web
 
 from trayproxy.config.model import MAX_MODEL_ID, Config, model_id_problem
 from trayproxy.core import jsonbody
-from trayproxy.gateway import attempts, upstream
+from trayproxy.gateway import attempts, messages, upstream
 from trayproxy.gateway.errors import Failure
 from trayproxy.gateway.state import STATE, ProxyState
+from trayproxy.protocols.messages_request import COUNT_TOKENS, MESSAGES
 from trayproxy.records import logfile
 from trayproxy.records.logbook import RecordDraft
 from trayproxy.routing.resolve import UnknownModelError, resolve_chain
@@ -20,7 +21,15 @@ from trayproxy.routing.resolve import UnknownModelError, resolve_chain
 log = logging.getLogger("trayproxy.requests")
 
 # Endpoints relayed at both /v1/<name> and /<name>. Each carries a JSON body with "model".
-RELAY_ENDPOINTS = ("chat/completions", "completions", "embeddings", "responses", "rerank")
+RELAY_ENDPOINTS = (
+    "chat/completions",
+    "completions",
+    "embeddings",
+    "responses",
+    "rerank",
+    MESSAGES,
+    COUNT_TOKENS,
+)
 
 
 class BodyTooLarge(Exception):
@@ -146,4 +155,6 @@ async def _relay(
         routes = resolve_chain(config, model)
     except UnknownModelError as exc:
         return _fail(draft, 404, state.redact(exc.message), code="model_not_found", param="model")
+    if endpoint == COUNT_TOKENS:
+        return await messages.count_tokens(routes, body, draft)
     return await attempts.run(request, state, config, routes, endpoint, body, draft)

@@ -39,7 +39,8 @@ class ProxyState:
     active: int = 0  # relayed requests in flight
     idle: asyncio.Event = field(default_factory=asyncio.Event)  # set when active drops to 0
     # streams being written now, so that a shutdown can close them with an error event
-    streams: dict[web.StreamResponse, RecordDraft] = field(default_factory=dict)
+    # (and whether its client speaks Anthropic Messages)
+    streams: dict[web.StreamResponse, tuple[RecordDraft, bool]] = field(default_factory=dict)
     _proxies: dict[str, str | None] = field(default_factory=dict)
     # provider -> monotonic time until which it asked us to back off (429 Retry-After)
     cooldowns: dict[str, float] = field(default_factory=dict)

@@ -21,7 +21,6 @@ from trayproxy.core.usage import StreamWatcher
 from trayproxy.gateway import provider_client, upstream
 from trayproxy.gateway.errors import Failure
 from trayproxy.gateway.state import ProxyState
-from trayproxy.providers.stream_rewrite import StreamRewriter
 from trayproxy.records.logbook import RecordDraft
 
 
@@ -33,12 +32,21 @@ class Source(Protocol):
     draft: RecordDraft
     provider: Provider
     retried: bool
+    speaks_messages: bool  # the client speaks Anthropic Messages: its errors in that shape
 
     @property
     def name(self) -> str: ...
 
     async def count_tokens(self, written: Callable[[], int]) -> None:
         """Estimate the token counts the provider did not report; ``written`` the answer's."""
+
+
+class Rewriter(Protocol):
+    """What changes a stream on its way: a provider's dialect fixed, or a translation."""
+
+    def feed(self, chunk: bytes) -> bytes: ...
+
+    def finish(self) -> bytes: ...
 
 
 T = TypeVar("T")
@@ -108,9 +116,13 @@ else:  # pragma: no cover - Python 3.10
 
 
 async def stream_back(
-    attempt: Source, resp: aiohttp.ClientResponse, rewriter: StreamRewriter | None
+    attempt: Source,
+    resp: aiohttp.ClientResponse,
+    rewriter: Rewriter | None,
+    opening: bytes = b"",
 ) -> web.StreamResponse:
-    """Write each upstream chunk to the client as it arrives. Status is always 200."""
+    """Write each upstream chunk to the client as it arrives (after ``opening``, a
+    translation's first events). Status is always 200."""
     draft, state = attempt.draft, attempt.state
     out = web.StreamResponse(status=200)
     copy_headers(resp, out, attempt.name, attempt.retried)
@@ -118,7 +130,10 @@ async def stream_back(
     out.headers["X-Accel-Buffering"] = "no"
     draft.status = 200
     await out.prepare(attempt.request)
-    state.streams[out] = draft  # so that a shutdown can end it with an error event
+    # so that a shutdown can end it with an error event in the client's protocol
+    state.streams[out] = (draft, attempt.speaks_messages)
+    if opening:
+        await out.write(opening)
     watcher = StreamWatcher()
     try:
         await _pump(attempt, resp, out, rewriter, watcher)
@@ -133,7 +148,7 @@ async def _pump(
     attempt: Source,
     resp: aiohttp.ClientResponse,
     out: web.StreamResponse,
-    rewriter: StreamRewriter | None,
+    rewriter: Rewriter | None,
     watcher: StreamWatcher,
 ) -> web.StreamResponse:
     draft, name = attempt.draft, attempt.name
@@ -207,7 +222,7 @@ async def _pump(
     if failure is not None:
         draft.error = failure.message
         try:
-            await out.write(failure.event())
+            await out.write(failure.event(messages=attempt.speaks_messages))
         except ConnectionError:
             return out
     with contextlib.suppress(ConnectionError):

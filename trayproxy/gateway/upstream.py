@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -149,8 +149,15 @@ def build(
     endpoint: str,
     client_headers: Iterable[tuple[str, str]],
     body: dict[str, Any],
+    *,
+    url: str | None = None,
+    forwarded: Mapping[str, str] | None = None,
+    key_header: str = "authorization",
 ) -> UpstreamRequest:
-    """The request to send upstream. ``body`` is not modified."""
+    """The request to send upstream. ``body`` is not modified. ``url`` replaces the one made
+    from the provider's base URL and ``endpoint``; ``forwarded`` adds client headers beyond
+    the allowlist (Anthropic's, for a provider that speaks Messages); ``key_header`` is
+    ``"x-api-key"`` for one that wants the key there rather than as a bearer token."""
     provider = route.provider
     headers: dict[str, str] = {}
     removed: list[str] = []
@@ -160,14 +167,17 @@ def build(
             headers[lower] = value
         elif lower in CREDENTIAL_HEADERS and lower not in removed:
             removed.append(lower)
+    headers.update(forwarded or {})
     headers["content-type"] = "application/json"
     auth = provider_headers(provider)
+    if key_header == "x-api-key" and "authorization" in auth:
+        auth["x-api-key"] = auth.pop("authorization").removeprefix("Bearer ")
     headers.update(auth)
     added = list(auth)
     out = dict(body)
     out["model"] = route.upstream_model
     return UpstreamRequest(
-        url=endpoint_url(provider.base_url, endpoint),
+        url=url or endpoint_url(provider.base_url, endpoint),
         body=encode_body(out),
         headers=headers,
         removed_headers=tuple(removed),

@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 # Where remembered reasoning goes back into an assistant tool-call turn.
 RESTORE_FIELDS = ("reasoning_content", "reasoning")
 RESTORE_OFF = "off"
+MESSAGES_AUTH = ("bearer", "x-api-key")
+REASONING = ("none", "reasoning_effort", "openrouter", "enable_thinking")
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,13 @@ class Profile:
     short_tool_call_ids: bool = False
     # put remembered reasoning back into assistant tool-call turns, in this field
     restore_reasoning: str = RESTORE_OFF
+    # Anthropic Messages spoken natively at this base ("" = Chat Completions only: requests
+    # are translated). "{base}" is the provider's base_url, "{origin}" its scheme and host.
+    messages_base: str = ""
+    messages_auth: str = "bearer"  # how the key goes to that endpoint ("x-api-key": Anthropic)
+    # how a translated request asks for reasoning ("none", "reasoning_effort", "openrouter",
+    # "enable_thinking"): a parameter the provider does not know would be refused
+    reasoning_request: str = "none"
 
 
 _TO_MAX_TOKENS = (("max_completion_tokens", "max_tokens"),)
@@ -78,6 +87,7 @@ BUILTIN: dict[str, Profile] = {
         include_usage=True,
         # "The `reasoning_content` in the thinking mode must be passed back to the API."
         restore_reasoning="reasoning_content",
+        messages_base="{origin}/anthropic/v1",
     ),
     "moonshot": Profile(
         "moonshot",
@@ -86,17 +96,43 @@ BUILTIN: dict[str, Profile] = {
         include_usage=True,
         # "thinking is enabled but reasoning_content is missing in assistant tool call message"
         restore_reasoning="reasoning_content",
+        messages_base="{origin}/anthropic/v1",
     ),
     "openrouter": Profile(
         "openrouter",
         include_usage=True,
         restore_reasoning="reasoning",  # OpenRouter's name for it, passed to the model's host
+        reasoning_request="openrouter",
     ),
     "ollama": Profile(
         "ollama",
         rename_params=_TO_MAX_TOKENS,
         drop_params=_OPENAI_ONLY,
         include_usage=True,
+        messages_base="{base}",  # Ollama 0.14 and later serve /v1/messages
+    ),
+    # Anthropic: Messages natively; its Chat Completions compatibility for OpenAI clients.
+    "anthropic": Profile(
+        "anthropic",
+        rename_params=_TO_MAX_TOKENS,
+        drop_params=_OPENAI_ONLY,
+        messages_base="{base}",
+        messages_auth="x-api-key",
+    ),
+    "zai": Profile(
+        "zai",
+        rename_params=_TO_MAX_TOKENS,
+        drop_params=_OPENAI_ONLY,
+        include_usage=True,
+        restore_reasoning="reasoning_content",
+        messages_base="{origin}/api/anthropic/v1",
+    ),
+    "minimax": Profile(
+        "minimax",
+        rename_params=_TO_MAX_TOKENS,
+        drop_params=_OPENAI_ONLY,
+        include_usage=True,
+        messages_base="{origin}/anthropic/v1",
     ),
 }
 
@@ -114,6 +150,11 @@ _HOSTS = {
     "api.moonshot.cn": "moonshot",
     "openrouter.ai": "openrouter",
     "api.openai.com": "openai",
+    "api.anthropic.com": "anthropic",
+    "api.z.ai": "zai",
+    "open.bigmodel.cn": "zai",
+    "api.minimax.io": "minimax",
+    "api.minimaxi.com": "minimax",
 }
 OLLAMA_PORT = 11434
 
@@ -132,6 +173,20 @@ def infer(base_url: str) -> str:
     if port == OLLAMA_PORT:
         return "ollama"
     return "openai"
+
+
+def messages_url(profile: Profile, base_url: str) -> str | None:
+    """Where the provider serves Anthropic Messages (``/messages`` is appended), or None
+    when it speaks Chat Completions only."""
+    if not profile.messages_base:
+        return None
+    parts = urlsplit(base_url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    return (
+        profile.messages_base.replace("{base}", base_url.rstrip("/"))
+        .replace("{origin}", origin)
+        .rstrip("/")
+    )
 
 
 def with_overrides(base: Profile, **changes: object) -> Profile:

@@ -12,7 +12,7 @@ from aiohttp import web
 from trayproxy import __version__
 from trayproxy.config.model import Config
 from trayproxy.gateway import provider_client
-from trayproxy.gateway.errors import error_response
+from trayproxy.gateway.errors import error_response, in_client_shape
 from trayproxy.gateway.guard import guard
 from trayproxy.gateway.handler import RELAY_ENDPOINTS, make_handler
 from trayproxy.gateway.state import STATE, ProxyState
@@ -26,27 +26,35 @@ _CREATED = int(time.time())
 
 @web.middleware
 async def front(request: web.Request, handler: Any) -> web.StreamResponse:
-    """The one middleware: the guard's checks, and every error the client sees as
-    OpenAI-shaped JSON (one layer, not two, on every request)."""
+    """The one middleware: the guard's checks, and every error the client sees as JSON in
+    its protocol's shape (one layer, not two, on every request)."""
     try:
-        return await guard(request, handler)
+        resp = await guard(request, handler)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        if exc.status == 404:
-            message = f"Unknown path {request.path}. trayproxy serves the OpenAI API under /v1."
-            return error_response(404, message, code="not_found")
-        if exc.status == 405:
-            allow = exc.headers.get("Allow", "")
-            message = f"Method {request.method} is not allowed on {request.path}"
-            message += f" (use {allow})." if allow else "."
-            return error_response(405, message, code="method_not_allowed", headers={"Allow": allow})
-        return error_response(exc.status, exc.reason, code=None)
+        resp = _http_error(request, exc)
     except Exception:
         log.exception("unexpected error handling %s %s", request.method, request.path)
-        return error_response(
+        resp = error_response(
             500, "trayproxy hit an internal error; see its log for details.", code="internal_error"
         )
+    return in_client_shape(request, resp)
+
+
+def _http_error(request: web.Request, exc: web.HTTPException) -> web.Response:
+    if exc.status == 404:
+        message = (
+            f"Unknown path {request.path}. trayproxy serves the OpenAI API and Anthropic's "
+            "Messages API under /v1."
+        )
+        return error_response(404, message, code="not_found")
+    if exc.status == 405:
+        allow = exc.headers.get("Allow", "")
+        message = f"Method {request.method} is not allowed on {request.path}"
+        message += f" (use {allow})." if allow else "."
+        return error_response(405, message, code="method_not_allowed", headers={"Allow": allow})
+    return error_response(exc.status, exc.reason, code=None)
 
 
 def _model_entry(config: Config, model_id: str, provider: str) -> dict[str, Any]:
@@ -69,8 +77,25 @@ def _model_entry(config: Config, model_id: str, provider: str) -> dict[str, Any]
 
 async def list_models(request: web.Request) -> web.Response:
     config = request.app[STATE].config
+    if "anthropic-version" in request.headers:  # Claude Code, Anthropic's SDKs
+        return web.json_response(_anthropic_models(config))
     data = [_model_entry(config, mid, m.provider) for mid, m in config.models.items()]
     return web.json_response({"object": "list", "data": data})
+
+
+def _anthropic_models(config: Config) -> dict[str, Any]:
+    """The model list in Anthropic's shape (``type``, ``display_name``, ``created_at``)."""
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(_CREATED))
+    data = [
+        {"type": "model", "id": mid, "display_name": mid, "created_at": created}
+        for mid in config.models
+    ]
+    return {
+        "data": data,
+        "has_more": False,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+    }
 
 
 async def get_model(request: web.Request) -> web.Response:

@@ -22,7 +22,7 @@ from trayproxy.config.model import Config
 from trayproxy.core.hosts import format_host
 from trayproxy.core.secret import redactor
 from trayproxy.core.threads import leave_signals_to_the_main_thread
-from trayproxy.gateway.errors import sse_error_event
+from trayproxy.gateway.errors import Failure
 from trayproxy.gateway.state import Action, ProxyState
 from trayproxy.records.history import History
 from trayproxy.records.logbook import Logbook
@@ -172,15 +172,13 @@ class ProxyServer:
         if state.active:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(state.idle.wait(), grace)
-        event = sse_error_event(
-            "trayproxy is shutting down; this answer was cut short.",
-            status=503,
-            code="proxy_shutting_down",
+        cut = Failure(
+            503, "trayproxy is shutting down; this answer was cut short.", "proxy_shutting_down"
         )
-        for out, draft in list(state.streams.items()):
+        for out, (draft, messages) in list(state.streams.items()):
             draft.error = "trayproxy stopped while streaming"
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(out.write(event), 0.5)
+                await asyncio.wait_for(out.write(cut.event(messages=messages)), 0.5)
                 await asyncio.wait_for(out.write_eof(), 0.5)
 
     def _run(self, ready: Future[None]) -> None:
