@@ -87,6 +87,7 @@ def test_status_line_and_menu(make_app) -> None:
         app.status,
         "Copy base URL",
         "Copy Continue config",
+        "Copy Claude Code setup",
         "Reload mappings",
         "Recent routing log",
         "Open config file",

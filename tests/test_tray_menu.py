@@ -50,6 +50,7 @@ def test_menu_items_and_their_actions(app: App) -> None:
         f"Serving {app.server.base_url} · 5 models · 1 provider needs a key",
         "Copy base URL",
         "Copy Continue config",
+        "Copy Claude Code setup",
         "Reload mappings",
         "Recent routing log",
         "Open config file",

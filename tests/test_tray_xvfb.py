@@ -88,6 +88,11 @@ def test_real_tray_menu(desktop, tmp_path: Path, upstream) -> None:
         # Copy base URL: the first entry after the status line
         desktop.keys("Down", "Return")
         assert wait_for(lambda: desktop.clipboard().strip() == base, 10), desktop.clipboard()
+        # Copy Claude Code setup: two entries further down
+        assert desktop.open_menu(cx, cy)
+        desktop.keys("Down", "Down", "Down", "Return")
+        claude = f"export ANTHROPIC_BASE_URL=http://127.0.0.1:{port}\n"
+        assert wait_for(lambda: claude in desktop.clipboard(), 10), desktop.clipboard()
 
         # Reload mappings picks up an edit
         home = tmp_path / "home"
@@ -95,7 +100,7 @@ def test_real_tray_menu(desktop, tmp_path: Path, upstream) -> None:
             config + '\n[models."added/by-reload"]\nprovider = "fake"\n'
         )
         assert desktop.open_menu(cx, cy)
-        desktop.keys("Down", "Down", "Down", "Return")
+        desktop.keys("Down", "Down", "Down", "Down", "Return")
         assert wait_for(lambda: "added/by-reload" in models(base), 10)
 
         # a left click runs the default entry: the routing log in the browser

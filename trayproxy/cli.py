@@ -10,12 +10,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from trayproxy import __version__
-from trayproxy.clients.commands import continue_config_command, doctor_command, load_or_say_why
-from trayproxy.config.describe import describe_config, needing_keys
-from trayproxy.config.files import permission_warning
+from trayproxy.clients.commands import (
+    claude_code_command,
+    continue_config_command,
+    doctor_command,
+)
+from trayproxy.config.describe import needing_keys
 from trayproxy.config.model import Config
 from trayproxy.config.paths import app_paths, config_path
-from trayproxy.core.hosts import format_host
 from trayproxy.desktop.app import App, Overrides
 from trayproxy.desktop.instance import InstanceLock
 from trayproxy.records.logfile import (
@@ -25,7 +27,6 @@ from trayproxy.records.logfile import (
     lighten_records,
     route_request_lines,
 )
-from trayproxy.server.proxy_server import ServerError, check_exposure
 
 log = logging.getLogger("trayproxy")
 
@@ -39,6 +40,7 @@ COMMANDS = (
     "install-desktop",
     "autostart",
     "continue-config",
+    "claude-code",
     "doctor",
     "status",
     "stop",
@@ -101,6 +103,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--file",
         metavar="PATH",
         help="the Continue config.yaml to merge into (default: ~/.continue/config.yaml)",
+    )
+
+    claude = sub.add_parser(
+        "claude-code", help="print the environment that points Claude Code at trayproxy"
+    )
+    with_config(claude)
+    claude.add_argument(
+        "--settings",
+        action="store_true",
+        help="print it as the env block of ~/.claude/settings.json instead",
     )
 
     doctor = sub.add_parser(
@@ -181,6 +193,8 @@ def _main(argv: Sequence[str] | None) -> int:
     args = parser.parse_args(args_list)
     command = args.command
     if command == "check":
+        from trayproxy.server.check import cmd_check
+
         return cmd_check(args.config)
     if command == "config-path":
         print(config_path(args.config))
@@ -191,6 +205,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return cmd_logs(app_paths().data_dir / "history.db", args.lines, args.follow)
     if command == "continue-config":
         return continue_config_command(args.config, args.merge, args.file)
+    if command == "claude-code":
+        return claude_code_command(args.config, args.settings)
     if command == "doctor":
         return doctor_command(args.config, args.json, args.timeout)
     if command == "install-desktop":
@@ -282,26 +298,6 @@ def _port(text: str) -> int:
 
 
 # ---------------------------------------------------------------- check
-
-
-def cmd_check(override: str | None) -> int:
-    path = config_path(override)
-    config = load_or_say_why(path)
-    if config is None:
-        return 1
-    try:
-        check_exposure(config.server.host, config)  # what `serve` would refuse
-    except ServerError as exc:
-        print(f"error: {path}: {exc}", file=sys.stderr)
-        return 1
-    host = format_host(config.server.host)
-    print(f"{path}: valid")
-    for warning in (permission_warning(path), *config.warnings):
-        if warning:
-            print(f"warning: {warning}", file=sys.stderr)
-    print(f"Serves http://{host}:{config.server.port}/v1 with {len(config.models)} models.\n")
-    print(describe_config(config))
-    return 0
 
 
 # ---------------------------------------------------------------- serve and the tray

@@ -1,5 +1,5 @@
-"""The commands that set up and check clients: ``trayproxy continue-config`` and
-``trayproxy doctor``, as the command line runs them (printing, exit statuses)."""
+"""The commands that set up and check clients: ``trayproxy continue-config``, ``trayproxy
+claude-code`` and ``trayproxy doctor``, as the command line runs them (printing, exit statuses)."""
 
 from __future__ import annotations
 
@@ -43,6 +43,18 @@ def continue_config_command(override: str | None, merge: bool, file: str | None)
         print(f"error: cannot merge into {target}: {exc}", file=sys.stderr)
         return 1
     print(result.summary())
+    return 0
+
+
+def claude_code_command(override: str | None, as_settings: bool) -> int:
+    from trayproxy.clients import claude_code
+
+    config = load_or_say_why(config_path(override))
+    if config is None:
+        return 1
+    root = f"http://{format_host(config.server.host)}:{config.server.port}"
+    render = claude_code.settings if as_settings else claude_code.shell
+    print(render(config, root), end="")
     return 0
 
 

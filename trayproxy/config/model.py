@@ -158,6 +158,14 @@ class RoutingSettings:
     provider_prefix: bool = True
 
 
+@dataclass(frozen=True)
+class ClaudeCodeSettings:
+    """The mapped ids that serve Claude Code's main and small (fast, background) models."""
+
+    model: str = ""  # "" : the first mapped id
+    small_model: str = ""  # "" : the main one
+
+
 def _frozen(d: dict[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(d))
 
@@ -167,6 +175,7 @@ class Config:
     server: ServerSettings = field(default_factory=ServerSettings)
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     history: HistorySettings = field(default_factory=HistorySettings)
+    claude_code: ClaudeCodeSettings = field(default_factory=ClaudeCodeSettings)
     providers: Mapping[str, Provider] = field(default_factory=lambda: _frozen({}))
     models: Mapping[str, ModelMapping] = field(default_factory=lambda: _frozen({}))
     source: str = ""
@@ -197,6 +206,7 @@ SECTIONS = _keys(Config, besides=("source", "warnings"))
 SERVER_KEYS = _keys(ServerSettings)
 ROUTING_KEYS = _keys(RoutingSettings)
 HISTORY_KEYS = _keys(HistorySettings)
+CLAUDE_CODE_KEYS = _keys(ClaudeCodeSettings)
 PROFILE_KEYS = _keys(Profile, besides=("name",))
 PROVIDER_KEYS = _keys(Provider, besides=("name", "profile_inferred")) | PROFILE_KEYS
 MODEL_KEYS = _keys(ModelMapping, besides=("id",))

@@ -19,12 +19,14 @@ from trayproxy.config.checks import Checker, kind
 from trayproxy.config.keys import KeyRefError
 from trayproxy.config.model import (
     CAPABILITIES,
+    CLAUDE_CODE_KEYS,
     HISTORY_KEYS,
     MODEL_KEYS,
     PROVIDER_KEYS,
     ROUTING_KEYS,
     SECTIONS,
     SERVER_KEYS,
+    ClaudeCodeSettings,
     Config,
     ConfigError,
     HistorySettings,
@@ -329,6 +331,19 @@ def _model(c: Checker, model_id: str, raw: Any, providers: Mapping[str, Provider
 # ---------------------------------------------------------------- entry points
 
 
+def _claude_code(c: Checker, raw: Any, models: Mapping[str, ModelMapping]) -> ClaudeCodeSettings:
+    path = ("claude_code",)
+    t = c.table(raw, path)
+    c.only_keys(t, path, CLAUDE_CODE_KEYS)
+    chosen = {}
+    for key in ("model", "small_model"):
+        value = c.string(t, path, key) or ""
+        if value and value not in models:
+            raise c.fail((*path, key), f"names {value!r}, which is not a configured model id")
+        chosen[key] = value
+    return ClaudeCodeSettings(**chosen)
+
+
 def parse(text: str, *, file: str = "", environ: Mapping[str, str] | None = None) -> Config:
     """:func:`read` the text, then resolve its key references (``keys.resolve``: from
     ``environ`` when given, else the process's environment, and the keychain)."""
@@ -375,6 +390,7 @@ def read(text: str, *, file: str = "") -> Config:
         server=server,
         routing=routing,
         history=history,
+        claude_code=_claude_code(c, data.get("claude_code", {}), models),
         providers=_frozen(providers),
         models=_frozen(models),
         source=file,

@@ -91,6 +91,23 @@ class Commands:
             )
         return Notice("Could not copy the Continue config", why, ok=False)
 
+    def copy_claude_code(self) -> Notice:
+        """The shell lines that point Claude Code here, on the clipboard."""
+        if not self.serving:
+            return Notice("Not serving", self.error or "trayproxy is not serving", ok=False)
+        assert self.server is not None
+        from trayproxy.clients import claude_code
+
+        text = claude_code.shell(self.server.config, self.server.root_url)
+        ok, why = self._desktop().copy_text(text)
+        if ok:
+            return Notice(
+                "Copied",
+                "Claude Code's settings are on the clipboard: paste them in a terminal, then "
+                "run claude.",
+            )
+        return Notice("Could not copy Claude Code's settings", why, ok=False)
+
     def open_routing_log(self) -> Notice | None:
         if self.server is None:
             return Notice("Not serving", self.error or "trayproxy is not serving", ok=False)

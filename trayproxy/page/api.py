@@ -151,9 +151,22 @@ async def continue_yaml(request: web.Request) -> web.Response:
     )
 
 
+async def claude_code_env(request: web.Request) -> web.Response:
+    """The shell lines for the page's "Copy Claude Code setup" button."""
+    from trayproxy.clients import claude_code
+
+    state = request.app[STATE]
+    return web.Response(
+        text=claude_code.shell(state.config, state.base_url.removesuffix("/v1")),
+        content_type="text/plain",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
 def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/_trayproxy/api/continue-config", continue_yaml)
+    r.add_get("/_trayproxy/api/claude-code", claude_code_env)
     r.add_get("/_trayproxy/api/logs", logs)
     r.add_get("/_trayproxy/api/logs/{uid}", log_detail)
     r.add_get("/_trayproxy/api/usage", usage)

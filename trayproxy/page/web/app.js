@@ -354,6 +354,16 @@ async function copyContinue() {
   }
 }
 
+async function copyClaude() {
+  try {
+    const text = await (await api(`${API}/claude-code`)).text();
+    await navigator.clipboard.writeText(text);
+    notice("Claude Code's settings are on the clipboard: paste them in a terminal, then run claude.", true);
+  } catch (e) {
+    notice("Could not copy; run `trayproxy claude-code` instead.", false);
+  }
+}
+
 async function checkMappings() {
   const button = $("#check-mappings");
   button.disabled = true;
@@ -465,6 +475,7 @@ async function loadStatus() {
 document.addEventListener("DOMContentLoaded", () => {
   $("#copy-url").addEventListener("click", copyUrl);
   $("#copy-continue").addEventListener("click", copyContinue);
+  $("#copy-claude").addEventListener("click", copyClaude);
   $("#check-mappings").addEventListener("click", checkMappings);
   $("#autostart").addEventListener("change", () => runAction("toggle_autostart"));
   for (const b of document.querySelectorAll("button[data-action]")) {
