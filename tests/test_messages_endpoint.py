@@ -340,3 +340,25 @@ def test_a_stream_that_fails_midway_ends_with_an_error_event(setup: Setup, model
     assert status == 200
     message = validate(parse_sse(raw))
     assert message["error"]["type"] in ("api_error", "overloaded_error")
+
+
+def test_pings_keep_the_client_company_while_the_provider_is_silent(
+    serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A thinking model says nothing for a while: Claude Code gets ``ping`` events."""
+    from trayproxy.gateway import stream
+
+    monkeypatch.setattr(stream, "PING_SECONDS", 0.1)
+    server = serve()
+    body = {"model": "fake/late", "max_tokens": 50, "stream": True}  # first token after 0.5 s
+    body["messages"] = [{"role": "user", "content": "hi"}]
+    status, _, raw = http(
+        "POST", server.root_url + "/v1/messages", json.dumps(body).encode(), CLAUDE_HEADERS
+    )
+    assert status == 200
+    events = parse_sse(raw)
+    names = [name for name, _ in events]
+    first_block = names.index("content_block_start")
+    assert names[:first_block].count("ping") >= 3  # one at the start, then while silent
+    message = validate(events)
+    assert message["content"][0]["text"] == "Hello from the fake upstream."

@@ -258,7 +258,8 @@ class Attempt:
             rewriter = stream_rewrite.for_exchange(exchange)
             if self.plan is not None and self.plan.translated:
                 translation = await messages.translation(self.plan, rewriter)
-                return await stream_back(self, resp, translation, translation.start())
+                opening = translation.start()
+                return await stream_back(self, resp, translation, opening, messages.PING)
             return await stream_back(self, resp, rewriter)
         draft.mark_first_byte()  # a JSON answer starts with its status line and headers
         failed = status >= 400  # an error is a few lines: more is not read, redacted, parsed

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from trayproxy.core.estimate import request_tokens
 from trayproxy.core.jsonbody import dumps, loads_answer
+from trayproxy.protocols import messages_stream
 from trayproxy.protocols.messages_answer import from_chat
 from trayproxy.protocols.messages_request import to_chat
 from trayproxy.protocols.messages_stream import MessagesStream
@@ -27,6 +28,7 @@ from trayproxy.routing.resolve import Route
 # Anthropic's own headers: passed to a provider that speaks Messages, named in the record
 # when a translation leaves them behind.
 ANTHROPIC_HEADERS = ("anthropic-version", "anthropic-beta")
+PING = messages_stream.PING  # what a translated stream sends while the provider is silent
 
 
 @dataclass

@@ -50,6 +50,7 @@ class Rewriter(Protocol):
 
 
 T = TypeVar("T")
+PING_SECONDS = 10.0
 
 
 def copy_headers(
@@ -120,9 +121,11 @@ async def stream_back(
     resp: aiohttp.ClientResponse,
     rewriter: Rewriter | None,
     opening: bytes = b"",
+    ping: bytes | None = None,
 ) -> web.StreamResponse:
     """Write each upstream chunk to the client as it arrives (after ``opening``, a
-    translation's first events). Status is always 200."""
+    translation's first events, and ``ping`` after every ``PING_SECONDS`` the provider is
+    silent, where the client's protocol has such an event). Status is always 200."""
     draft, state = attempt.draft, attempt.state
     out = web.StreamResponse(status=200)
     copy_headers(resp, out, attempt.name, attempt.retried)
@@ -136,7 +139,7 @@ async def stream_back(
         await out.write(opening)
     watcher = StreamWatcher()
     try:
-        await _pump(attempt, resp, out, rewriter, watcher)
+        await _pump(attempt, resp, out, rewriter, watcher, ping)
     finally:
         state.streams.pop(out, None)
     if watcher.events:  # the client has its whole answer by now
@@ -150,6 +153,7 @@ async def _pump(
     out: web.StreamResponse,
     rewriter: Rewriter | None,
     watcher: StreamWatcher,
+    ping: bytes | None = None,
 ) -> web.StreamResponse:
     draft, name = attempt.draft, attempt.name
     idle = attempt.provider.idle_timeout
@@ -163,7 +167,15 @@ async def _pump(
         while True:
             watchdog.reading = True
             try:
-                chunk = await read()
+                if ping is None:
+                    chunk = await read()
+                else:  # a timer per read: only where the client's protocol pings
+                    try:
+                        chunk = await asyncio.wait_for(read(), PING_SECONDS)
+                    except asyncio.TimeoutError:  # the provider is silent: say we are here
+                        watchdog.reading = False
+                        await out.write(ping)
+                        continue
             except asyncio.CancelledError:
                 if not watchdog.expired():
                     raise
