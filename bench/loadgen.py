@@ -45,6 +45,26 @@ def chat_request(
     return head + data
 
 
+def messages_request(
+    port: int, model: str, *, stream: bool = False, content: str = "hi", key: str = "bench"
+) -> bytes:
+    """An Anthropic Messages request, as Claude Code sends one (``x-api-key``, a version)."""
+    body: dict = {
+        "model": model,
+        "max_tokens": 1024,
+        "messages": [{"role": "user", "content": content}],
+    }
+    if stream:
+        body["stream"] = True
+    data = json.dumps(body, separators=(",", ":")).encode()
+    head = (
+        f"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        "Content-Type: application/json\r\nanthropic-version: 2023-06-01\r\n"
+        f"x-api-key: {key}\r\nContent-Length: {len(data)}\r\n\r\n"
+    ).encode()
+    return head + data
+
+
 @dataclass
 class Answer:
     status: int
@@ -117,6 +137,32 @@ def check_json(answer: Answer, expected: str) -> None:
     content = json.loads(answer.body)["choices"][0]["message"]["content"]
     if content != expected:
         raise CheckFailed(f"wrong content: {content[:80]!r}")
+
+
+def check_message(answer: Answer, expected: str) -> None:
+    """A whole Anthropic message whose text is ``expected``."""
+    if answer.status != 200:
+        raise CheckFailed(f"status {answer.status}: {answer.body[:300]!r}")
+    message = json.loads(answer.body)
+    text = "".join(b.get("text", "") for b in message["content"] if b.get("type") == "text")
+    if text != expected:
+        raise CheckFailed(f"wrong content: {text[:80]!r}")
+
+
+def check_messages_stream(answer: Answer, chunks: int) -> None:
+    """An Anthropic stream whose text deltas make ``chunks`` words and that ends as it should."""
+    if answer.status != 200:
+        raise CheckFailed(f"status {answer.status}: {answer.body[:300]!r}")
+    text = []
+    stopped = False
+    for line in answer.body.split(b"\n"):
+        if line.startswith(b"data: {"):
+            obj = json.loads(line[6:])
+            if obj.get("type") == "content_block_delta" and "text" in obj["delta"]:
+                text.append(obj["delta"]["text"])
+            stopped = stopped or obj.get("type") == "message_stop"
+    if not stopped or "".join(text) != "".join(words(chunks)):
+        raise CheckFailed(f"incomplete Messages stream ({len(text)} deltas, stop={stopped})")
 
 
 def check_stream(answer: Answer, chunks: int) -> None:

@@ -152,6 +152,8 @@ def cores() -> tuple[int | None, int | None]:
 
 
 LITELLM_KEY = "sk-bench-master-0123456789abcdef"
+# the targets that take Anthropic Messages and translate them to the mock's Chat Completions
+MESSAGES_TARGETS = ("trayproxy", "litellm")
 
 
 @dataclass
@@ -373,6 +375,26 @@ async def measure(t: Target, sizes: Sizes) -> dict[str, float]:
     out["paced_reads"] = min(a.reads for a in answers)  # one read per event: not buffered
     requests += sizes.paced
 
+    if t.name in MESSAGES_TARGETS:  # Anthropic Messages in, Chat Completions to the mock
+        msg = loadgen.messages_request(port, CLIENT_MODEL, key=key)
+        before = cpu()
+        await loadgen.sequential(
+            port, msg, sizes.latency, lambda a: loadgen.check_message(a, expected)
+        )
+        msg_one = (cpu() - before) / sizes.latency
+        out["cpu_msg_req_us"] = msg_one * 1e6
+        msg_paced = loadgen.messages_request(port, PACED_MODEL, stream=True, key=key)
+        before = cpu()
+        await loadgen.sequential(
+            port,
+            msg_paced,
+            sizes.paced,
+            lambda a: loadgen.check_messages_stream(a, PACED_CHUNKS),
+        )
+        per_stream = (cpu() - before) / sizes.paced
+        out["cpu_msg_chunk_us"] = (per_stream - msg_one) / (PACED_CHUNKS + 4) * 1e6
+        requests += sizes.latency + sizes.paced
+
     for label, size, count in (("big1", 1 << 20, sizes.big1), ("big4", 4 << 20, sizes.big4)):
         raw, digest = loadgen.big_request(port, CLIENT_MODEL, size, key)
         before = cpu()
@@ -409,6 +431,8 @@ ROWS = [
     ("ttfb_ms", f"first event, paced stream ({PACE_S * 1000:g} ms apart)", "ms"),
     ("added_ttfb_ms", "added time to first event", "ms"),
     ("paced_reads", f"reads per paced stream ({PACED_CHUNKS + 4} events)", ""),
+    ("cpu_msg_req_us", "Messages in (translated): proxy CPU per request, one at a time", "µs"),
+    ("cpu_msg_chunk_us", "Messages in (translated): proxy CPU per streamed event (paced)", "µs"),
     ("big1_ms", "1 MiB request", "ms"),
     ("big4_ms", "4 MiB request", "ms"),
     ("cpu_big1_ms", "proxy CPU per 1 MiB request", "ms"),
