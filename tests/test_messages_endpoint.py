@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -362,3 +363,38 @@ def test_pings_keep_the_client_company_while_the_provider_is_silent(
     assert names[:first_block].count("ping") >= 3  # one at the start, then while silent
     message = validate(events)
     assert message["content"][0]["text"] == "Hello from the fake upstream."
+
+
+@pytest.mark.parametrize(
+    "model", ["nvidia/kimi-k2-thinking", "mistral/large", "moonshot/claude-fake-agent"]
+)
+def test_anthropic_s_npm_sdk_runs_a_tool_conversation(setup: Setup, model: str) -> None:
+    """@anthropic-ai/sdk (the SDK Claude Code is built on) through trayproxy: translated for
+    Kimi and Mistral, passed through for a provider that speaks Messages."""
+    from tests.test_continue_client import JS_DIR, node_executable
+
+    done = subprocess.run(
+        [
+            node_executable(),
+            str(JS_DIR / "anthropic_agent.mjs"),
+            "--base-url",
+            setup.url,
+            "--model",
+            model,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["tool"]["name"] == "read_file" and result["tool"]["input"] == {
+        "path": "README.md"
+    }
+    assert TOOL_ID.fullmatch(result["tool"]["id"])
+    assert result["stop"] == ["tool_use", "end_turn"]
+    assert result["usage"][0] > 0 and result["usage"][1] > 0
+    prefix = native.ANSWER_PREFIX if model.startswith("moonshot/") else ANSWER_PREFIX
+    assert result["text"] == prefix + "trayproxy routes model ids to providers."
+    if not model.startswith("mistral/"):
+        assert result["first"][0] == "thinking"
