@@ -398,3 +398,16 @@ def test_anthropic_s_npm_sdk_runs_a_tool_conversation(setup: Setup, model: str) 
     assert result["text"] == prefix + "trayproxy routes model ids to providers."
     if not model.startswith("mistral/"):
         assert result["first"][0] == "thinking"
+
+
+@pytest.mark.parametrize("client_id", ["nvidia/kimi-k2-thinking", "deepseek/reasoner"])
+def test_reasoning_a_client_dropped_is_put_back_from_memory(setup: Setup, client_id: str) -> None:
+    """A client that sends the tool turn back without its thinking block: Kimi and DeepSeek
+    refuse that, so trayproxy puts back the reasoning it saw stream by."""
+    body = first_turn(client_id)
+    message = setup.stream(body)
+    call = message["content"][-1]
+    without = [b for b in blocks(message) if b["type"] != "thinking"]
+    answer = setup.stream(second_turn(body, without, call["id"]))
+    assert answer["content"][-1]["text"] == ANSWER_PREFIX + "hello from the file"
+    assert any(r.startswith("reasoning_content restored") for r in setup.record()["rewrites"])

@@ -6,9 +6,20 @@ It is remembered here, per tool call, in a bounded memory.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
+
+
+def _canonical(arguments: str) -> str:
+    """Arguments as JSON written one way: a client that re-encodes them (an Anthropic client
+    sends them back as an object) still finds the call."""
+    try:
+        value = json.loads(arguments)
+    except ValueError:
+        return arguments
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 
 
 def call_key(call: Any) -> str | None:
@@ -23,7 +34,7 @@ def call_key(call: Any) -> str | None:
     if isinstance(function, dict):
         name = function.get("name") if isinstance(function.get("name"), str) else ""
         arguments = function.get("arguments") if isinstance(function.get("arguments"), str) else ""
-    text = "\x00".join((call["id"], name, arguments))
+    text = "\x00".join((call["id"], name, _canonical(arguments)))
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
