@@ -36,6 +36,7 @@ GROQ_MAX_OUTPUT = 65536
 ANSWER_PREFIX = "The file says: "
 TOOL = "read_file"
 TOOL_ARGS = '{"path": "README.md"}'
+READ_FILE_PATH = "README.md"  # what the agent reads when offered Claude Code's Read (tests set it)
 
 TOOL_IDS = {
     "kimi": "functions.read_file:0",
@@ -124,8 +125,11 @@ class DialectUpstream:
         if refusal is not None:
             return refusal
         messages = body["messages"]
-        turn = 2 if messages[-1].get("role") == "tool" else 1
-        tool_text = messages[-1].get("content") if turn == 2 else None
+        # the tool's answers since the last assistant turn (Claude Code may add text after)
+        last = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=-1)
+        answers = [m for m in messages[last + 1 :] if m.get("role") == "tool"]
+        turn = 2 if answers else 1
+        tool_text = answers[-1].get("content") if answers else None
         if body.get("stream"):
             return await self._stream(request, flavor, body, turn, tool_text)
         return self._json(flavor, body, turn, tool_text)
@@ -215,7 +219,7 @@ class DialectUpstream:
         thinking = "".join(thoughts(flavor, turn))
         message: dict[str, Any] = {"role": "assistant", "content": None}
         if turn == 1:
-            message["tool_calls"] = [_call(flavor)]
+            message["tool_calls"] = [_call(flavor, body)]
             finish = "tool_calls"
         else:
             message["content"] = ANSWER_PREFIX + str(tool_text)
@@ -282,7 +286,8 @@ class DialectUpstream:
                 continue
             await send(delta)
         if turn == 1:
-            call = _call(flavor)
+            call = _call(flavor, body)
+            function = call["function"]
             await send(
                 {
                     "tool_calls": [
@@ -290,12 +295,13 @@ class DialectUpstream:
                             "index": 0,
                             "id": call["id"],
                             "type": "function",
-                            "function": {"name": TOOL, "arguments": ""},
+                            "function": {"name": function["name"], "arguments": ""},
                         }
                     ]
                 }
             )
-            await send({"tool_calls": [{"index": 0, "function": {"arguments": TOOL_ARGS}}]})
+            pieces = [function["arguments"]]
+            await send({"tool_calls": [{"index": 0, "function": {"arguments": pieces[0]}}]})
             finish = "tool_calls"
         else:
             for word in answer:
@@ -314,11 +320,17 @@ class DialectUpstream:
         return resp
 
 
-def _call(flavor: str) -> dict[str, Any]:
+def _call(flavor: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The agent's tool call: read_file, or Claude Code's Read of ``READ_FILE_PATH`` when the
+    request offers that tool."""
+    name, arguments = TOOL, TOOL_ARGS
+    offered = [t.get("function", {}).get("name") for t in body.get("tools") or []]
+    if "Read" in offered:
+        name, arguments = "Read", json.dumps({"file_path": READ_FILE_PATH})
     return {
         "id": TOOL_IDS[flavor],
         "type": "function",
-        "function": {"name": TOOL, "arguments": TOOL_ARGS},
+        "function": {"name": name, "arguments": arguments},
     }
 
 

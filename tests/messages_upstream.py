@@ -18,12 +18,15 @@ error shape (``{"type": "error", "error": {"type": ..., "message": ...}, "reques
   tool-use assistant turn not opening with its thinking block, a ``temperature`` other than
   1, ``thinking.budget_tokens`` under 1024 or not under ``max_tokens``.
 - 404 ``not_found_error`` for any other path.
+- A ``system`` message inside ``messages`` is taken only under the ``anthropic-beta`` that
+  allows it (``MID_SYSTEM_BETA``, as Claude Code sends).
 
 The model name picks the behaviour:
 
 - any name (``AGENT``, say): the two-turn agent. To a user turn it answers, when the request
   enables ``thinking``, a thinking block (``THINKING``, signed by ``sign``), then the text
-  ``FIRST_TEXT`` and a ``tool_use`` of ``TOOL`` with input ``TOOL_INPUT`` (id ``toolu_01...``),
+  ``FIRST_TEXT`` and a ``tool_use`` of ``TOOL`` with input ``TOOL_INPUT`` (id ``toolu_01...``;
+  when the request offers Claude Code's ``Read`` tool, ``Read`` of ``READ_FILE_PATH``),
   stop_reason ``tool_use``. To a request whose last user message holds a ``tool_result`` it
   answers ``ANSWER_PREFIX`` + the tool result's text, stop_reason ``end_turn``.
 - ``OVERLOADED``: 529 ``overloaded_error``.
@@ -78,6 +81,10 @@ MODELS = [AGENT, OVERLOADED, RATE_LIMITED, DIE_MIDSTREAM, ERROR_MIDSTREAM, MAX_T
 RETRY_AFTER = "7"
 TOOL = "read_file"
 TOOL_INPUT = {"path": "README.md"}
+# Claude Code offers "Read" instead: the agent reads this file with it (tests set it)
+READ_FILE_PATH = "README.md"
+# the beta under which Anthropic takes Claude Code's system messages in the conversation
+MID_SYSTEM_BETA = "mid-conversation-system"
 THINKING = "The user wants the README. I will read it with read_file."
 FIRST_TEXT = "Let me read the README first."
 ANSWER_PREFIX = "The file says: "
@@ -250,7 +257,8 @@ class MessagesUpstream:
     async def messages(self, request: web.Request) -> web.StreamResponse:
         try:
             body = await self._accept(request)
-            _check_body(body, MESSAGES_FIELDS)
+            beta = request.headers.get("anthropic-beta", "")
+            _check_body(body, MESSAGES_FIELDS, mid_system=MID_SYSTEM_BETA in beta)
         except Refusal as refusal:
             return _error(refusal)
         model = body["model"]
@@ -412,8 +420,11 @@ def _answer(body: dict[str, Any]) -> tuple[list[dict[str, Any]], str, int]:
     if _thinking_on(body):
         content.append({"type": "thinking", "thinking": THINKING, "signature": sign(THINKING)})
     content.append({"type": "text", "text": FIRST_TEXT})
+    name, tool_input = TOOL, dict(TOOL_INPUT)
+    if any(t.get("name") == "Read" for t in body.get("tools") or []):  # Claude Code's tool
+        name, tool_input = "Read", {"file_path": READ_FILE_PATH}
     content.append(
-        {"type": "tool_use", "id": _new_id("toolu_01"), "name": TOOL, "input": dict(TOOL_INPUT)}
+        {"type": "tool_use", "id": _new_id("toolu_01"), "name": name, "input": tool_input}
     )
     return content, "tool_use", _words(content)
 
@@ -489,7 +500,7 @@ def _pieces(text: str, n: int) -> list[str]:
 # -------------------------------------------------------------------- validation
 
 
-def _check_body(body: dict[str, Any], allowed: frozenset[str]) -> None:
+def _check_body(body: dict[str, Any], allowed: frozenset[str], *, mid_system: bool = False) -> None:
     for name in body:
         if name not in allowed:
             raise _invalid(f"{name}: Extra inputs are not permitted")
@@ -508,7 +519,7 @@ def _check_body(body: dict[str, Any], allowed: frozenset[str]) -> None:
     _check_system(body.get("system"))
     _check_tools(body.get("tools"))
     _check_thinking(body)
-    _check_messages(body)
+    _check_messages(body, mid_system)
 
 
 def _check_system(system: Any) -> None:
@@ -566,7 +577,7 @@ def _check_thinking(body: dict[str, Any]) -> None:
         )
 
 
-def _check_messages(body: dict[str, Any]) -> None:
+def _check_messages(body: dict[str, Any], mid_system: bool = False) -> None:
     if "messages" not in body:
         raise _invalid("messages: Field required")
     messages = body["messages"]
@@ -581,6 +592,8 @@ def _check_messages(body: dict[str, Any]) -> None:
             if name not in message:
                 raise _invalid(f"messages.{i}.{name}: Field required")
         _check_fields(message, frozenset({"role", "content"}), f"messages.{i}")
+        if message["role"] == "system" and mid_system and i > 0:
+            continue  # Claude Code's reminders, with the beta that allows them
         if message["role"] not in ("user", "assistant"):
             raise _invalid(f"messages.{i}.role: Input should be 'user' or 'assistant'")
         content = message["content"]

@@ -105,7 +105,11 @@ class Setup:
         return validate(parse_sse(raw))
 
     def mark(self) -> None:
-        """Remember the newest record: ``record`` waits for the next one."""
+        """Remember the newest record once every earlier request has filed its own:
+        ``record`` waits for the next one."""
+        deadline = time.monotonic() + 5
+        while self.server.in_flight and time.monotonic() < deadline:
+            time.sleep(0.005)
         newest = self.server.logbook.recent(1)
         self.last_id = newest[0].id if newest else -1
 
@@ -410,4 +414,5 @@ def test_reasoning_a_client_dropped_is_put_back_from_memory(setup: Setup, client
     without = [b for b in blocks(message) if b["type"] != "thinking"]
     answer = setup.stream(second_turn(body, without, call["id"]))
     assert answer["content"][-1]["text"] == ANSWER_PREFIX + "hello from the file"
-    assert any(r.startswith("reasoning_content restored") for r in setup.record()["rewrites"])
+    notes = setup.record()["rewrites"]
+    assert any(r.startswith("reasoning_content restored") for r in notes), notes[-4:]

@@ -102,6 +102,10 @@ def test_a_claude_code_request_becomes_a_chat_request_and_says_what_it_dropped()
 def test_a_tool_round_trip_keeps_ids_reasoning_and_error_results() -> None:
     kimi_id = tool_ids.for_client("functions.read_file:0")
     assert kimi_id.startswith("tpid_") and tool_ids.for_provider(kimi_id) == "functions.read_file:0"
+    # Kimi numbers its calls per turn: the client still gets each id once
+    assert tool_ids.for_client("functions.read_file:0") != kimi_id
+    assert tool_ids.for_client("call_abc-1") == "call_abc-1"  # ids that fit pass as they are
+    assert tool_ids.for_provider("toolu_01abc") == "toolu_01abc"
     messages = [
         {"role": "user", "content": "Read it"},
         {

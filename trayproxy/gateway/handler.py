@@ -82,10 +82,10 @@ async def relay(request: web.Request, endpoint: str) -> web.StreamResponse:
         draft.error = f"internal error: {type(exc).__name__}"
         raise
     finally:
+        record = state.logbook.add(draft)  # filed before the request counts as done
         state.active -= 1
         if not state.active:
             state.idle.set()
-        record = state.logbook.add(draft)
         line = record.log_line()
         if not logfile.request_line(line):
             log.info("%s", line)

@@ -1,7 +1,8 @@
-"""Tool-call ids across protocols. Anthropic's clients accept only ``^[a-zA-Z0-9_-]+$``;
-providers use other characters (Kimi: ``functions.read_file:0``) and need their own ids back in
-the next turn. An id that does not fit is carried as ``tpid_`` + its base64url: reversible
-with no memory, so it survives restarts and reloads."""
+"""Tool-call ids across protocols. Anthropic's clients accept only ``^[a-zA-Z0-9_-]+$`` and
+want each id once in a conversation; providers use other characters and repeat them (Kimi
+numbers its calls per turn: ``functions.read_file:0`` every time) and need their own ids back
+in the next turn. An id that does not fit is carried as ``tpid_`` + its base64url + ``_`` +
+8 random hex digits: unique, and reversible with no memory, so it survives restarts."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def for_client(provider_id: object) -> str:
     if _FITS.fullmatch(provider_id) and not provider_id.startswith(_MARK):
         return provider_id
     encoded = base64.urlsafe_b64encode(provider_id.encode("utf-8", "surrogatepass"))
-    return _MARK + encoded.decode("ascii").rstrip("=")
+    return f"{_MARK}{encoded.decode('ascii').rstrip('=')}_{secrets.token_hex(4)}"
 
 
 def for_provider(client_id: object) -> str:
@@ -30,7 +31,7 @@ def for_provider(client_id: object) -> str:
         return ""
     if not client_id.startswith(_MARK):
         return client_id
-    body = client_id[len(_MARK) :]
+    body = client_id[len(_MARK) : -len("_12345678")]
     try:
         raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
         return raw.decode("utf-8", "surrogatepass")

@@ -87,6 +87,11 @@ class ProxyServer:
     def base_url(self) -> str:
         return self.root_url + "/v1"
 
+    @property
+    def in_flight(self) -> int:
+        """Requests being answered now (each files its record before it stops counting)."""
+        return self._state.active if self._state is not None else 0
+
     def start(self, timeout: float = 15.0) -> None:
         """Bind and start serving. Raises PortInUseError / ServerError with a clear message."""
         if self._thread is not None:
