@@ -6,7 +6,8 @@
 #   - ./.venv with trayproxy, its test extra and PyGObject;
 #   - a wheelhouse (.cache/wheelhouse) of trayproxy's dependencies, from which the test of
 #     scripts/install.sh installs offline;
-#   - Continue's transport (npm, pinned in tests/js);
+#   - Continue's transport and Anthropic's SDK (npm, pinned in tests/js) and the Claude Code
+#     CLI (npm, pinned in tests/claude);
 #   - the Linux double-click bundle (packaging/build.sh), which a test starts and drives.
 # Extra arguments go to pytest (e.g. `bash scripts/test.sh -k tray -x`).
 set -euo pipefail
@@ -73,6 +74,8 @@ if ! command -v node >/dev/null 2>&1; then
     exit 1
 fi
 npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+# The real Claude Code CLI (a native binary of about 235 MB), driven headless by a test.
+npm ci --prefix tests/claude --no-audit --no-fund --loglevel=error
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

@@ -678,9 +678,14 @@ def _check_pairing(messages: list[dict[str, Any]]) -> None:
 
 
 def _check_thinking_turn(body: dict[str, Any]) -> None:
-    """With thinking on, the assistant turn being continued after tools opens with thinking."""
+    """With thinking enabled, the assistant turn being continued after tools opens with
+    thinking. Not with ``adaptive`` thinking, where the model may not have thought: Claude
+    Code sends such turns back without their thinking blocks."""
     messages = body["messages"]
-    if not _thinking_on(body) or len(messages) < 2:
+    thinking = body.get("thinking")
+    if not (isinstance(thinking, dict) and thinking.get("type") == "enabled"):
+        return
+    if len(messages) < 2:
         return
     last, before = messages[-1], messages[-2]
     if last["role"] != "user" or before["role"] != "assistant":
