@@ -256,7 +256,10 @@ def litellm_config(mock: int) -> str:
     return (
         "model_list:\n"
         + "".join(entries)
+        # /v1/messages to an openai/ model goes to the Responses API unless told otherwise;
+        # the mock (like most providers) serves Chat Completions
         + "litellm_settings:\n  telemetry: false\n"
+        + "  use_chat_completions_url_for_anthropic_messages: true\n"
         + f"general_settings:\n  master_key: {LITELLM_KEY}\n"
     )
 

@@ -253,7 +253,9 @@ def test_count_tokens_and_the_model_list_answer_in_anthropic_s_shape(setup: Setu
     )
     assert 0 < short.input_tokens < long.input_tokens
     record = setup.record()
-    assert record["endpoint"] == "messages/count_tokens" and record["tokens_estimated"] is True
+    assert record["endpoint"] == "messages/count_tokens" and record["status"] == 200
+    assert record["prompt_tokens"] is None  # a count asked for is not tokens used
+    assert f"counted by trayproxy: about {long.input_tokens} input tokens" in record["rewrites"][-1]
     ids = [m.id for m in client.models.list()]
     assert "nvidia/kimi-k2-thinking" in ids and "anthropic/claude-fake-agent" in ids
 
@@ -416,3 +418,15 @@ def test_reasoning_a_client_dropped_is_put_back_from_memory(setup: Setup, client
     assert answer["content"][-1]["text"] == ANSWER_PREFIX + "hello from the file"
     notes = setup.record()["rewrites"]
     assert any(r.startswith("reasoning_content restored") for r in notes), notes[-4:]
+
+
+def test_a_chat_provider_s_rate_limit_reaches_claude_code_as_anthropic_s(serve) -> None:
+    server = serve()
+    client = anthropic.Anthropic(base_url=server.root_url, api_key=CLIENT_KEY, max_retries=0)
+    with pytest.raises(anthropic.RateLimitError) as err:
+        client.messages.create(
+            model="fake/error-429", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+        )
+    assert err.value.body["error"]["type"] == "rate_limit_error"
+    assert err.value.response.headers["retry-after"] == "7"  # the provider's, passed on
+    assert "fake upstream says 429" in err.value.body["error"]["message"]

@@ -78,3 +78,21 @@ def test_a_stream_cut_short_is_not_finished() -> None:
     assert not _watched(CHUNK * 3, USAGE).finished  # usage alone does not end a stream
     assert not _watched(b": ping\n\n").finished
     assert not _watched(b'event: response.output_text.delta\ndata: {"type":"x"}\n\n').finished
+
+
+def test_watcher_reads_anthropic_usage_from_the_start_and_the_end() -> None:
+    """Anthropic streams the input tokens in message_start and the output in message_delta."""
+    start = {
+        "type": "message_start",
+        "message": {"usage": {"input_tokens": 50, "output_tokens": 1}, "content": []},
+    }
+    delta = {
+        "type": "message_delta",
+        "delta": {"stop_reason": "end_turn"},
+        "usage": {"output_tokens": 12},
+    }
+    w = StreamWatcher()
+    for kind, data in (("message_start", start), ("message_delta", delta)):
+        w.feed(f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode())
+    assert w.usage == Usage(50, 12)
+    assert w.finished  # its stop_reason

@@ -141,7 +141,17 @@ class StreamWatcher:
         except (ValueError, UnicodeDecodeError):
             return
         found = usage_from_obj(obj)
+        if found is None and isinstance(obj, dict) and obj.get("type") == "message_start":
+            found = usage_from_obj(obj.get("message"))  # Anthropic: the input, at the start
         if found is not None:
+            old = self.usage
+            if old is not None:  # Anthropic's message_delta may carry the output only
+                found = Usage(
+                    found.prompt_tokens if found.prompt_tokens is not None else old.prompt_tokens,
+                    found.completion_tokens
+                    if found.completion_tokens is not None
+                    else old.completion_tokens,
+                )
             self.usage = found
         if not isinstance(obj, dict):
             return
