@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,16 +107,11 @@ def _text(value: Any, dropped: Counter[str]) -> str:
     if not isinstance(value, list):
         return ""
     parts = []
-    for block in value:
-        if isinstance(block, str):
-            parts.append(block)
-        elif isinstance(block, dict):
-            if "cache_control" in block:
-                dropped["cache_control"] += 1
-            if block.get("type") == "text" and isinstance(block.get("text"), str):
-                parts.append(block["text"])
-            else:
-                dropped[f"{block.get('type')} block"] += 1
+    for kind, block in _blocks(value, dropped):
+        if kind == "text" and isinstance(block.get("text"), str):
+            parts.append(block["text"])
+        else:
+            dropped[f"{kind} block"] += 1
     return "\n\n".join(parts)
 
 
@@ -132,18 +128,23 @@ def _image(block: dict[str, Any]) -> dict[str, Any] | None:
     return {"type": "image_url", "image_url": {"url": url}}
 
 
-def _parts(blocks: list[Any], dropped: Counter[str]) -> list[dict[str, Any]]:
-    """Text and image blocks as Chat content parts."""
-    parts: list[dict[str, Any]] = []
+def _blocks(blocks: list[Any], dropped: Counter[str]) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """Each block as (its type, itself), a bare string as a text block; what Anthropic alone
+    reads in them (``cache_control``) counted as dropped."""
     for block in blocks:
         if isinstance(block, str):
-            parts.append({"type": "text", "text": block})
-            continue
+            block = {"type": "text", "text": block}
         if not isinstance(block, dict):
             continue
         if "cache_control" in block:
             dropped["cache_control"] += 1
-        kind = block.get("type")
+        yield block.get("type"), block
+
+
+def _parts(blocks: list[Any], dropped: Counter[str]) -> list[dict[str, Any]]:
+    """Text and image blocks as Chat content parts."""
+    parts: list[dict[str, Any]] = []
+    for kind, block in _blocks(blocks, dropped):
         if kind == "text" and isinstance(block.get("text"), str):
             parts.append({"type": "text", "text": block["text"]})
         elif kind == "image" and (image := _image(block)) is not None:
@@ -213,12 +214,7 @@ def _assistant(blocks: list[Any], dropped: Counter[str]) -> dict[str, Any]:
     texts: list[str] = []
     thinking: list[str] = []
     calls: list[dict[str, Any]] = []
-    for block in blocks:
-        if not isinstance(block, dict):
-            continue
-        if "cache_control" in block:
-            dropped["cache_control"] += 1
-        kind = block.get("type")
+    for kind, block in _blocks(blocks, dropped):
         if kind == "text" and isinstance(block.get("text"), str):
             texts.append(block["text"])
         elif kind == "thinking" and isinstance(block.get("thinking"), str):

@@ -344,25 +344,21 @@ async function copyUrl() {
   }
 }
 
-async function copyContinue() {
+// A client's set-up, made by trayproxy, on the clipboard (the same as `trayproxy <command>`).
+async function copySetup(command, done) {
   try {
-    const text = await (await api(`${API}/continue-config`)).text();
+    const text = await (await api(`${API}/${command}`)).text();
     await navigator.clipboard.writeText(text);
-    notice("A Continue config is on the clipboard: paste its models into ~/.continue/config.yaml.", true);
+    notice(done, true);
   } catch (e) {
-    notice("Could not copy; run `trayproxy continue-config` instead.", false);
+    notice(`Could not copy; run \`trayproxy ${command}\` instead.`, false);
   }
 }
 
-async function copyClaude() {
-  try {
-    const text = await (await api(`${API}/claude-code`)).text();
-    await navigator.clipboard.writeText(text);
-    notice("Claude Code's settings are on the clipboard: paste them in a terminal, then run claude.", true);
-  } catch (e) {
-    notice("Could not copy; run `trayproxy claude-code` instead.", false);
-  }
-}
+const copyContinue = () => copySetup(
+  "continue-config", "A Continue config is on the clipboard: paste its models into ~/.continue/config.yaml.");
+const copyClaude = () => copySetup(
+  "claude-code", "Claude Code's settings are on the clipboard: paste them in a terminal, then run claude.");
 
 async function checkMappings() {
   const button = $("#check-mappings");
