@@ -45,7 +45,9 @@ def from_chat(
         function = call.get("function") if isinstance(call.get("function"), dict) else {}
         name = function.get("name") or ""
         arguments = function.get("arguments") if isinstance(function.get("arguments"), str) else ""
-        call_id = call.get("id") if isinstance(call.get("id"), str) and call["id"] else new_id("call")
+        call_id = (
+            call.get("id") if isinstance(call.get("id"), str) and call["id"] else new_id("call")
+        )
         item: dict[str, Any] = {"id": new_id("fc"), "call_id": call_id, "name": name}
         if name in custom_tools:
             item |= {"type": "custom_tool_call", "input": custom_input(arguments)}

@@ -171,7 +171,9 @@ def _messages(
             output = item.get("output")
             if not isinstance(output, str):
                 output = _text_of(_content(output, dropped))
-            out.append({"role": "tool", "tool_call_id": item.get("call_id") or "", "content": output})
+            out.append(
+                {"role": "tool", "tool_call_id": item.get("call_id") or "", "content": output}
+            )
         else:
             dropped[f"{kind} item"] += 1
     return out, moved
@@ -181,7 +183,9 @@ def _reasoning_text(item: dict[str, Any]) -> list[str]:
     """A reasoning item's text: its full text where the client kept it, else its summary."""
     for key in ("content", "summary"):
         parts = item.get(key)
-        texts = [p["text"] for p in parts or [] if isinstance(p, dict) and isinstance(p.get("text"), str)]
+        texts = [
+            p["text"] for p in parts or [] if isinstance(p, dict) and isinstance(p.get("text"), str)
+        ]
         if texts:
             return ["\n\n".join(texts)]
     return []
@@ -240,7 +244,9 @@ def _tools(body: dict[str, Any], out: dict[str, Any], dropped: Counter[str]) -> 
             functions.append({"type": "function", "function": function})
         elif kind == "custom" and isinstance(name, str):
             custom.add(name)
-            description = tool.get("description") if isinstance(tool.get("description"), str) else ""
+            description = (
+                tool.get("description") if isinstance(tool.get("description"), str) else ""
+            )
             fmt = tool.get("format")
             if isinstance(fmt, dict) and isinstance(fmt.get("definition"), str):
                 description += (
@@ -282,7 +288,9 @@ def _text_format(body: dict[str, Any], out: dict[str, Any], dropped: Counter[str
         dropped["text.verbosity"] += 1
 
 
-def _reasoning(body: dict[str, Any], out: dict[str, Any], style: str, dropped: Counter[str]) -> None:
+def _reasoning(
+    body: dict[str, Any], out: dict[str, Any], style: str, dropped: Counter[str]
+) -> None:
     settings = body.get("reasoning")
     effort = settings.get("effort") if isinstance(settings, dict) else None
     if effort not in ("minimal", "low", "medium", "high", "xhigh"):
@@ -295,4 +303,6 @@ def _reasoning(body: dict[str, Any], out: dict[str, Any], style: str, dropped: C
     elif style == "enable_thinking":
         out["enable_thinking"] = True
     else:
-        dropped["reasoning.effort (the model decides; no reasoning parameter for this provider)"] += 1
+        dropped[
+            "reasoning.effort (the model decides; no reasoning parameter for this provider)"
+        ] += 1

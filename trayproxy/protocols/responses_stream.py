@@ -31,7 +31,9 @@ def usage(chat_usage: Any, estimated_input: int, estimated_output: int) -> dict[
     u = chat_usage if isinstance(chat_usage, dict) else {}
     prompt = _int(u.get("prompt_tokens"), estimated_input)
     output = _int(u.get("completion_tokens"), estimated_output)
-    details = u.get("prompt_tokens_details") if isinstance(u.get("prompt_tokens_details"), dict) else {}
+    details = (
+        u.get("prompt_tokens_details") if isinstance(u.get("prompt_tokens_details"), dict) else {}
+    )
     cached = _int(details.get("cached_tokens"), _int(u.get("prompt_cache_hit_tokens"), 0))
     out_details = u.get("completion_tokens_details")
     out_details = out_details if isinstance(out_details, dict) else {}
@@ -45,7 +47,9 @@ def usage(chat_usage: Any, estimated_input: int, estimated_output: int) -> dict[
 
 
 def _int(value: Any, default: int) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else default
+    return (
+        value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else default
+    )
 
 
 def custom_input(arguments: str) -> str:
@@ -223,7 +227,9 @@ class ResponsesStream:
             }
             out += self._add(item)
             part = {"type": "output_text", "text": "", "annotations": []}
-            out += self._event("response.content_part.added", self._where(content_index=0, part=part))
+            out += self._event(
+                "response.content_part.added", self._where(content_index=0, part=part)
+            )
         self._text.append(text)
         self._written.append(text)
         return out + self._event(
@@ -235,7 +241,10 @@ class ResponsesStream:
         function = call.get("function") if isinstance(call.get("function"), dict) else {}
         call_id = call.get("id")
         out = b""
-        opened = self._open is not None and self._open["type"] in ("function_call", "custom_tool_call")
+        opened = self._open is not None and self._open["type"] in (
+            "function_call",
+            "custom_tool_call",
+        )
         if not opened or self._tool != index or call_id not in (None, self._open.get("call_id")):
             out += self._close()
             name = function.get("name") or ""
@@ -289,7 +298,9 @@ class ResponsesStream:
             out += self._event(
                 "response.output_text.done", self._where(content_index=0, text=text, logprobs=[])
             )
-            out += self._event("response.content_part.done", self._where(content_index=0, part=part))
+            out += self._event(
+                "response.content_part.done", self._where(content_index=0, part=part)
+            )
             item = {**item, "status": "completed", "content": [part]}
         elif kind == "function_call":
             out += self._event("response.function_call_arguments.done", self._where(arguments=text))
@@ -298,7 +309,10 @@ class ResponsesStream:
             item = {**item, "input": custom_input(text), "status": "completed"}
             out += self._event(
                 "response.output_item.added",
-                {"output_index": len(self._output), "item": {**item, "input": "", "status": "in_progress"}},
+                {
+                    "output_index": len(self._output),
+                    "item": {**item, "input": "", "status": "in_progress"},
+                },
             )
         out += self._event(
             "response.output_item.done", {"output_index": len(self._output), "item": item}
