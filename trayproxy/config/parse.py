@@ -258,18 +258,17 @@ def _profile(
             raise c.fail(
                 (*path, key), "must be one of " + ", ".join(f'"{a}"' for a in choices[key])
             )
-    messages_base = c.string(t, path, "messages_base")
-    if messages_base and not messages_base.startswith(
-        ("http://", "https://", "{base}", "{origin}")
-    ):
-        raise c.fail(
-            (*path, "messages_base"),
-            'must be a URL (http:// or https://), or start with "{base}" or "{origin}"; '
-            '"" to translate Messages requests to Chat Completions',
-        )
+    bases = {key: c.string(t, path, key) for key in ("messages_base", "responses_base")}
+    for key, base in bases.items():
+        if base and not base.startswith(("http://", "https://", "{base}", "{origin}")):
+            raise c.fail(
+                (*path, key),
+                'must be a URL (http:// or https://), or start with "{base}" or "{origin}"; '
+                '"" to translate such requests to Chat Completions',
+            )
     profile = profiles.with_overrides(
         profiles.BUILTIN[name],
-        messages_base=messages_base,
+        **bases,
         **chosen,
         rename_params=renames,
         drop_params=_names(c, t, path, "drop_params"),

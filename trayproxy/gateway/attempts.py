@@ -23,11 +23,11 @@ from trayproxy.config.model import Config, Provider
 from trayproxy.core.estimate import answer_tokens, request_tokens
 from trayproxy.core.jsonbody import loads_answer
 from trayproxy.core.usage import usage_from_body
-from trayproxy.gateway import messages, provider_client, provider_errors, upstream
+from trayproxy.gateway import provider_client, provider_errors, translate, upstream
 from trayproxy.gateway.errors import Failure, error_message_from_body
 from trayproxy.gateway.state import ProxyState
 from trayproxy.gateway.stream import copy_headers, stream_back, within
-from trayproxy.protocols.messages_request import MESSAGES
+from trayproxy.protocols import messages_errors
 from trayproxy.providers import dialect, stream_rewrite
 from trayproxy.records.logbook import RecordDraft
 from trayproxy.routing.resolve import PROVIDER_PREFIX, Route, suggest
@@ -138,8 +138,9 @@ class Attempt:
         self.retried = retried  # an earlier route was tried: the client must not retry
         self.provider: Provider = route.provider
         self.sent: dict[str, Any] = {}
-        self.speaks_messages = endpoint == MESSAGES  # the client: Anthropic's protocol
-        self.plan: messages.Plan | None = None  # how a Messages request reaches the provider
+        self.speaks_messages = endpoint == translate.MESSAGES  # the client: Anthropic's protocol
+        self.plan: translate.Plan | None = None  # how a Messages or Responses request goes
+        self.translation: translate.Translation | None = None  # its stream, translated
 
     @property
     def name(self) -> str:
@@ -148,8 +149,12 @@ class Attempt:
     async def run(self, body: dict[str, Any]) -> web.StreamResponse | Failure:
         provider, draft = self.provider, self.draft
         endpoint, url, forwarded, key_header = self.endpoint, None, None, "authorization"
-        if self.speaks_messages:
-            plan = self.plan = messages.plan(self.route, body, self.request.headers)
+        if self.endpoint in translate.TRANSLATED:
+            try:
+                plan = translate.plan(self.route, self.endpoint, body, self.request.headers)
+            except translate.StatefulRequestError as exc:
+                return Failure(400, str(exc), "previous_response_not_found", final=True)
+            self.plan = plan
             body, endpoint, url = plan.body, plan.endpoint, plan.url
             forwarded = plan.forwarded_headers(self.request.headers)
             if not plan.translated and provider.profile.messages_auth == "x-api-key":
@@ -257,9 +262,9 @@ class Attempt:
         if status < 300 and ("event-stream" in ctype or (draft.stream and "json" not in ctype)):
             rewriter = stream_rewrite.for_exchange(exchange)
             if self.plan is not None and self.plan.translated:
-                translation = await messages.translation(self.plan, rewriter)
-                opening = translation.start()
-                return await stream_back(self, resp, translation, opening, messages.PING)
+                self.translation = await translate.translation(self.plan, rewriter)
+                opening, ping = self.translation.start(), translate.PINGS[self.plan.protocol]
+                return await stream_back(self, resp, self.translation, opening, ping)
             return await stream_back(self, resp, rewriter)
         draft.mark_first_byte()  # a JSON answer starts with its status line and headers
         failed = status >= 400  # an error is a few lines: more is not read, redacted, parsed
@@ -298,7 +303,7 @@ class Attempt:
             data = exchange.rewrite_body(data)
         if self.plan is not None and self.plan.translated:
             try:
-                data = await messages.answer(self.plan, data)
+                data = await translate.answer(self.plan, data)
             except (ValueError, UnicodeDecodeError):
                 return Failure(
                     502, f"Provider '{name}' answered with something that is not JSON.", None
@@ -306,6 +311,14 @@ class Attempt:
         out = web.Response(status=status, body=data)
         copy_headers(resp, out, name, self.retried)
         return out
+
+    def failure_event(self, failure: Failure) -> bytes:
+        """A failure after the stream began, as its last event in the client's protocol."""
+        if self.translation is not None:
+            return self.translation.error(failure.status, failure.message, failure.code)
+        if self.speaks_messages:
+            return messages_errors.error_event(failure.status, failure.message)
+        return failure.event()
 
     async def count_tokens(self, written: Callable[[], int]) -> None:
         """The token counts the provider did not report, estimated from the request sent and

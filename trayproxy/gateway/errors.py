@@ -88,11 +88,8 @@ class Failure:
             self.status, self.message, code=self.code, param=self.param, headers=headers
         )
 
-    def event(self, *, messages: bool = False) -> bytes:
-        """The same failure once a stream has begun: its last event (Anthropic's ``event:
-        error`` for a Messages client)."""
-        if messages:
-            return messages_errors.error_event(self.status, self.message)
+    def event(self) -> bytes:
+        """The same failure once a stream has begun: its last event (OpenAI's shape)."""
         return sse_error_event(self.message, status=self.status, code=self.code)
 
 

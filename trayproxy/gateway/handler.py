@@ -10,7 +10,7 @@ from aiohttp import web
 
 from trayproxy.config.model import MAX_MODEL_ID, Config, model_id_problem
 from trayproxy.core import jsonbody
-from trayproxy.gateway import attempts, messages, upstream
+from trayproxy.gateway import attempts, translate, upstream
 from trayproxy.gateway.errors import Failure
 from trayproxy.gateway.state import STATE, ProxyState
 from trayproxy.protocols.messages_request import COUNT_TOKENS, MESSAGES
@@ -156,5 +156,5 @@ async def _relay(
     except UnknownModelError as exc:
         return _fail(draft, 404, state.redact(exc.message), code="model_not_found", param="model")
     if endpoint == COUNT_TOKENS:
-        return await messages.count_tokens(routes, body, draft)
+        return await translate.count_tokens(routes, body, draft)
     return await attempts.run(request, state, config, routes, endpoint, body, draft)

@@ -11,6 +11,7 @@ import aiohttp
 from aiohttp import web
 
 from trayproxy.config.model import Config
+from trayproxy.gateway.errors import Failure
 from trayproxy.gateway.upstream import system_proxy
 from trayproxy.providers.reasoning import ReasoningMemory
 from trayproxy.records.history import History
@@ -39,8 +40,10 @@ class ProxyState:
     active: int = 0  # relayed requests in flight
     idle: asyncio.Event = field(default_factory=asyncio.Event)  # set when active drops to 0
     # streams being written now, so that a shutdown can close them with an error event
-    # (and whether its client speaks Anthropic Messages)
-    streams: dict[web.StreamResponse, tuple[RecordDraft, bool]] = field(default_factory=dict)
+    # (and how a failure is said in its client's protocol)
+    streams: dict[web.StreamResponse, tuple[RecordDraft, Callable[[Failure], bytes]]] = field(
+        default_factory=dict
+    )
     _proxies: dict[str, str | None] = field(default_factory=dict)
     # provider -> monotonic time until which it asked us to back off (429 Retry-After)
     cooldowns: dict[str, float] = field(default_factory=dict)

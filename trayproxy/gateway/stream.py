@@ -32,13 +32,15 @@ class Source(Protocol):
     draft: RecordDraft
     provider: Provider
     retried: bool
-    speaks_messages: bool  # the client speaks Anthropic Messages: its errors in that shape
 
     @property
     def name(self) -> str: ...
 
     async def count_tokens(self, written: Callable[[], int]) -> None:
         """Estimate the token counts the provider did not report; ``written`` the answer's."""
+
+    def failure_event(self, failure: Failure) -> bytes:
+        """A failure after the stream began, as its last event in the client's protocol."""
 
 
 class Rewriter(Protocol):
@@ -134,7 +136,7 @@ async def stream_back(
     draft.status = 200
     await out.prepare(attempt.request)
     # so that a shutdown can end it with an error event in the client's protocol
-    state.streams[out] = (draft, attempt.speaks_messages)
+    state.streams[out] = (draft, attempt.failure_event)
     if opening:
         await out.write(opening)
     watcher = StreamWatcher()
@@ -234,7 +236,7 @@ async def _pump(
     if failure is not None:
         draft.error = failure.message
         try:
-            await out.write(failure.event(messages=attempt.speaks_messages))
+            await out.write(attempt.failure_event(failure))
         except ConnectionError:
             return out
     with contextlib.suppress(ConnectionError):

@@ -83,8 +83,9 @@ class MessagesStream:
         out += event("message_delta", {"delta": delta, "usage": usage})
         return out + event("message_stop", {})
 
-    @staticmethod
-    def error(status: int, message: str) -> bytes:
+    def error(self, status: int, message: str, code: str | None = None) -> bytes:
+        """``event: error``: the stream's last event when it fails after it began."""
+        self.failed = True
         return error_event(status, message)
 
     # ------------------------------------------------------------ events

@@ -38,6 +38,8 @@ class Profile:
     # are translated). "{base}" is the provider's base_url, "{origin}" its scheme and host.
     messages_base: str = ""
     messages_auth: str = "bearer"  # how the key goes to that endpoint ("x-api-key": Anthropic)
+    # the Responses API spoken natively at this base ("" = Chat Completions only: translated)
+    responses_base: str = ""
     # how a translated request asks for reasoning ("none", "reasoning_effort", "openrouter",
     # "enable_thinking"): a parameter the provider does not know would be refused
     reasoning_request: str = "none"
@@ -110,7 +112,11 @@ BUILTIN: dict[str, Profile] = {
         drop_params=_OPENAI_ONLY,
         include_usage=True,
         messages_base="{base}",  # Ollama 0.14 and later serve /v1/messages
+        responses_base="{base}",  # and /v1/responses
     ),
+    # OpenAI's own API: the Responses API natively (the "openai" profile above is for any
+    # other server that speaks OpenAI's Chat Completions, which may not serve it)
+    "openai-api": Profile("openai-api", include_usage=True, responses_base="{base}"),
     # Anthropic: Messages natively; its Chat Completions compatibility for OpenAI clients.
     "anthropic": Profile(
         "anthropic",
@@ -149,7 +155,7 @@ _HOSTS = {
     "api.moonshot.ai": "moonshot",
     "api.moonshot.cn": "moonshot",
     "openrouter.ai": "openrouter",
-    "api.openai.com": "openai",
+    "api.openai.com": "openai-api",
     "api.anthropic.com": "anthropic",
     "api.z.ai": "zai",
     "open.bigmodel.cn": "zai",
@@ -175,18 +181,15 @@ def infer(base_url: str) -> str:
     return "openai"
 
 
-def messages_url(profile: Profile, base_url: str) -> str | None:
-    """Where the provider serves Anthropic Messages (``/messages`` is appended), or None
-    when it speaks Chat Completions only."""
-    if not profile.messages_base:
+def expand_base(base: str, base_url: str) -> str | None:
+    """A profile's ``messages_base`` or ``responses_base`` for a provider at ``base_url``:
+    where it serves that protocol (its path is appended), or None when it speaks Chat
+    Completions only."""
+    if not base:
         return None
     parts = urlsplit(base_url)
     origin = f"{parts.scheme}://{parts.netloc}"
-    return (
-        profile.messages_base.replace("{base}", base_url.rstrip("/"))
-        .replace("{origin}", origin)
-        .rstrip("/")
-    )
+    return base.replace("{base}", base_url.rstrip("/")).replace("{origin}", origin).rstrip("/")
 
 
 def with_overrides(base: Profile, **changes: object) -> Profile:

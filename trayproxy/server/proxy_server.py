@@ -180,10 +180,10 @@ class ProxyServer:
         cut = Failure(
             503, "trayproxy is shutting down; this answer was cut short.", "proxy_shutting_down"
         )
-        for out, (draft, messages) in list(state.streams.items()):
+        for out, (draft, said) in list(state.streams.items()):
             draft.error = "trayproxy stopped while streaming"
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(out.write(cut.event(messages=messages)), 0.5)
+                await asyncio.wait_for(out.write(said(cut)), 0.5)
                 await asyncio.wait_for(out.write_eof(), 0.5)
 
     def _run(self, ready: Future[None]) -> None:
