@@ -88,6 +88,7 @@ def test_status_line_and_menu(make_app) -> None:
         "Copy base URL",
         "Copy Continue config",
         "Copy Claude Code setup",
+        "Copy Codex config",
         "Reload mappings",
         "Recent routing log",
         "Open config file",

@@ -215,7 +215,9 @@ STREAM = sse(
 def test_a_thinking_tool_calling_stream_keeps_the_responses_grammar(split: int) -> None:
     t = ResponsesStream(model="m", input_tokens=7, custom_tools=frozenset({"apply_patch"}))
     out = t.start()
-    pieces = [STREAM] if not split else [STREAM[i : i + split] for i in range(0, len(STREAM), split)]
+    pieces = (
+        [STREAM] if not split else [STREAM[i : i + split] for i in range(0, len(STREAM), split)]
+    )
     for piece in pieces:
         out += t.feed(piece)
     out += t.finish()

@@ -51,6 +51,7 @@ def test_menu_items_and_their_actions(app: App) -> None:
         "Copy base URL",
         "Copy Continue config",
         "Copy Claude Code setup",
+        "Copy Codex config",
         "Reload mappings",
         "Recent routing log",
         "Open config file",

@@ -100,7 +100,7 @@ def test_real_tray_menu(desktop, tmp_path: Path, upstream) -> None:
             config + '\n[models."added/by-reload"]\nprovider = "fake"\n'
         )
         assert desktop.open_menu(cx, cy)
-        desktop.keys("Down", "Down", "Down", "Down", "Return")
+        desktop.keys("Down", "Down", "Down", "Down", "Down", "Return")
         assert wait_for(lambda: "added/by-reload" in models(base), 10)
 
         # a left click runs the default entry: the routing log in the browser

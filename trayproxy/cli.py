@@ -12,6 +12,7 @@ from pathlib import Path
 from trayproxy import __version__
 from trayproxy.clients.commands import (
     claude_code_command,
+    codex_command,
     continue_config_command,
     doctor_command,
 )
@@ -41,6 +42,7 @@ COMMANDS = (
     "autostart",
     "continue-config",
     "claude-code",
+    "codex",
     "doctor",
     "status",
     "stop",
@@ -90,20 +92,20 @@ def build_parser() -> argparse.ArgumentParser:
         "-f", "--follow", action="store_true", help="keep printing new requests until Ctrl-C"
     )
 
-    cont = sub.add_parser(
-        "continue-config", help="print a Continue config.yaml models block for every mapped id"
+    def client_setup(name: str, what: str, file: str) -> None:
+        p = sub.add_parser(name, help=f"print {what} for every mapped id")
+        with_config(p)
+        p.add_argument(
+            "--merge",
+            action="store_true",
+            help=f"add the entries to {file} (a backup is made; your own entries stay)",
+        )
+        p.add_argument("--file", metavar="PATH", help=f"the file to merge into (default: {file})")
+
+    client_setup(
+        "continue-config", "a Continue config.yaml models block", "~/.continue/config.yaml"
     )
-    with_config(cont)
-    cont.add_argument(
-        "--merge",
-        action="store_true",
-        help="add the entries to Continue's config.yaml (a backup is made; your entries stay)",
-    )
-    cont.add_argument(
-        "--file",
-        metavar="PATH",
-        help="the Continue config.yaml to merge into (default: ~/.continue/config.yaml)",
-    )
+    client_setup("codex", "a Codex config.toml provider and profiles", "~/.codex/config.toml")
 
     claude = sub.add_parser(
         "claude-code", help="print the environment that points Claude Code at trayproxy"
@@ -205,6 +207,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return cmd_logs(app_paths().data_dir / "history.db", args.lines, args.follow)
     if command == "continue-config":
         return continue_config_command(args.config, args.merge, args.file)
+    if command == "codex":
+        return codex_command(args.config, args.merge, args.file)
     if command == "claude-code":
         return claude_code_command(args.config, args.settings)
     if command == "doctor":

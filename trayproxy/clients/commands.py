@@ -1,5 +1,5 @@
-"""The commands that set up and check clients: ``trayproxy continue-config``, ``trayproxy
-claude-code`` and ``trayproxy doctor``, as the command line runs them (printing, exit statuses)."""
+"""The commands that set up and check clients: ``trayproxy continue-config``, ``codex``,
+``claude-code`` and ``doctor``, as the command line runs them (printing, exit statuses)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,30 @@ def continue_config_command(override: str | None, merge: bool, file: str | None)
     try:
         result = continue_merge.merge_into(target, config, base)
     except (continue_merge.MergeError, YAMLError, OSError) as exc:
+        print(f"error: cannot merge into {target}: {exc}", file=sys.stderr)
+        return 1
+    print(result.summary())
+    return 0
+
+
+def codex_command(override: str | None, merge: bool, file: str | None) -> int:
+    from trayproxy.clients import codex_config
+    from trayproxy.clients.replace_file import ReplaceError
+
+    config = load_or_say_why(config_path(override))
+    if config is None:
+        return 1
+    base = f"http://{format_host(config.server.host)}:{config.server.port}/v1"
+    if not merge:
+        if file:
+            print("error: --file goes with --merge", file=sys.stderr)
+            return 2
+        print(codex_config.render(config, base), end="")
+        return 0
+    target = Path(file).expanduser() if file else codex_config.default_path()
+    try:
+        result = codex_config.merge_into(target, config, base)
+    except (ReplaceError, OSError) as exc:
         print(f"error: cannot merge into {target}: {exc}", file=sys.stderr)
         return 1
     print(result.summary())

@@ -5,9 +5,6 @@ indentation and own models stay as they were; written atomically, with a backup.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-import time
 from collections import Counter
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
@@ -20,6 +17,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from trayproxy.clients import yaml_layout as layout
 from trayproxy.clients.continue_config import dump, entries, make_yaml, skeleton
+from trayproxy.clients.replace_file import ReplaceError, read_text, replace
 from trayproxy.config.model import Config
 
 
@@ -274,16 +272,10 @@ def merge(text: str, config: Config, base_url: str) -> tuple[str, Changes]:
 
 
 def _read(path: Path) -> tuple[str, str]:
-    """The file's text with "\\n" line ends, and the line end it uses."""
-    data = path.read_bytes()
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise MergeError(
-            f"byte {exc.start}: the file is not UTF-8 text; it was left as it is"
-        ) from None
-    newline = "\r\n" if "\r\n" in text else "\n"
-    return text.replace("\r\n", "\n"), newline
+        return read_text(path)
+    except ReplaceError as exc:
+        raise MergeError(str(exc)) from None
 
 
 def merge_into(path: Path, config: Config, base_url: str) -> MergeResult:
@@ -302,28 +294,8 @@ def merge_into(path: Path, config: Config, base_url: str) -> MergeResult:
     text, changes = merge(old, config, base_url)
     if exists and text == old:
         return MergeResult(path, changes, written=False, created=False, backup=None)
-    backup = None
-    if exists:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        backup = target.with_name(f"{target.name}.bak-{stamp}")
-        n = 1
-        while backup.exists():
-            n += 1
-            backup = target.with_name(f"{target.name}.bak-{stamp}-{n}")
-        shutil.copy2(target, backup)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        if exists:
-            shutil.copymode(target, tmp)
-            if _read(target)[0] != old:
-                raise MergeError("it changed while trayproxy was merging; run again")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        backup = replace(target, old, text, newline, exists=exists)
+    except ReplaceError as exc:
+        raise MergeError(str(exc)) from None
     return MergeResult(path, changes, written=True, created=not exists, backup=backup)

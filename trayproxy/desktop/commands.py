@@ -108,6 +108,23 @@ class Commands:
             )
         return Notice("Could not copy Claude Code's settings", why, ok=False)
 
+    def copy_codex_config(self) -> Notice:
+        """The ~/.codex/config.toml block for every mapped id, on the clipboard."""
+        if not self.serving:
+            return Notice("Not serving", self.error or "trayproxy is not serving", ok=False)
+        assert self.server is not None
+        from trayproxy.clients import codex_config
+
+        text = codex_config.render(self.server.config, self.server.base_url)
+        ok, why = self._desktop().copy_text(text)
+        if ok:
+            return Notice(
+                "Copied",
+                "A Codex config is on the clipboard: paste it into ~/.codex/config.toml, then "
+                "run codex --profile <id>.",
+            )
+        return Notice("Could not copy the Codex config", why, ok=False)
+
     def open_routing_log(self) -> Notice | None:
         if self.server is None:
             return Notice("Not serving", self.error or "trayproxy is not serving", ok=False)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 COPY_BASE_URL = "copy_base_url"
 COPY_CONTINUE = "copy_continue_config"
 COPY_CLAUDE = "copy_claude_code"
+COPY_CODEX = "copy_codex_config"
 RELOAD = "reload"
 OPEN_LOG = "open_routing_log"
 OPEN_CONFIG = "open_config"
@@ -31,6 +32,7 @@ TABLE = (
     Command(COPY_BASE_URL, "Copy base URL", "copy_base_url"),  # the page copies by itself
     Command(COPY_CONTINUE, "Copy Continue config", "copy_continue_config"),
     Command(COPY_CLAUDE, "Copy Claude Code setup", "copy_claude_code"),
+    Command(COPY_CODEX, "Copy Codex config", "copy_codex_config"),
     Command(RELOAD, "Reload mappings", "reload", done="reloaded"),
     Command(OPEN_LOG, "Recent routing log", "open_routing_log"),
     Command(OPEN_CONFIG, "Open config file", "open_config", done="opened the config file"),
@@ -67,6 +69,7 @@ def menu_spec(status: str, *, serving: bool, autostart: bool = False) -> tuple[E
         entry(COPY_BASE_URL),
         entry(COPY_CONTINUE),
         entry(COPY_CLAUDE),
+        entry(COPY_CODEX),
         entry(RELOAD),
         entry(OPEN_LOG, default=serving, separator_after=True),
         entry(OPEN_CONFIG, default=not serving),

@@ -163,10 +163,23 @@ async def claude_code_env(request: web.Request) -> web.Response:
     )
 
 
+async def codex_toml(request: web.Request) -> web.Response:
+    """The ~/.codex/config.toml block for the page's "Copy Codex config" button."""
+    from trayproxy.clients import codex_config
+
+    state = request.app[STATE]
+    return web.Response(
+        text=codex_config.render(state.config, state.base_url),
+        content_type="text/plain",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
 def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/_trayproxy/api/continue-config", continue_yaml)
     r.add_get("/_trayproxy/api/claude-code", claude_code_env)
+    r.add_get("/_trayproxy/api/codex", codex_toml)
     r.add_get("/_trayproxy/api/logs", logs)
     r.add_get("/_trayproxy/api/logs/{uid}", log_detail)
     r.add_get("/_trayproxy/api/usage", usage)

@@ -357,6 +357,8 @@ async function copySetup(command, done) {
 
 const copyContinue = () => copySetup(
   "continue-config", "A Continue config is on the clipboard: paste its models into ~/.continue/config.yaml.");
+const copyCodex = () => copySetup(
+  "codex", "A Codex config is on the clipboard: paste it into ~/.codex/config.toml.");
 const copyClaude = () => copySetup(
   "claude-code", "Claude Code's settings are on the clipboard: paste them in a terminal, then run claude.");
 
@@ -472,6 +474,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#copy-url").addEventListener("click", copyUrl);
   $("#copy-continue").addEventListener("click", copyContinue);
   $("#copy-claude").addEventListener("click", copyClaude);
+  $("#copy-codex").addEventListener("click", copyCodex);
   $("#check-mappings").addEventListener("click", checkMappings);
   $("#autostart").addEventListener("change", () => runAction("toggle_autostart"));
   for (const b of document.querySelectorAll("button[data-action]")) {
