@@ -65,6 +65,24 @@ def messages_request(
     return head + data
 
 
+def responses_request(port: int, model: str, *, stream: bool = False, key: str = "bench") -> bytes:
+    """A Responses API request, as Codex sends one (input items, store false)."""
+    body: dict = {
+        "model": model,
+        "input": [{"type": "message", "role": "user", "content": "hi"}],
+        "store": False,
+    }
+    if stream:
+        body["stream"] = True
+    data = json.dumps(body, separators=(",", ":")).encode()
+    head = (
+        f"POST /v1/responses HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        "Content-Type: application/json\r\nAccept: application/json\r\n"
+        f"Authorization: Bearer {key}\r\nContent-Length: {len(data)}\r\n\r\n"
+    ).encode()
+    return head + data
+
+
 @dataclass
 class Answer:
     status: int
@@ -163,6 +181,37 @@ def check_messages_stream(answer: Answer, chunks: int) -> None:
             stopped = stopped or obj.get("type") == "message_stop"
     if not stopped or "".join(text) != "".join(words(chunks)):
         raise CheckFailed(f"incomplete Messages stream ({len(text)} deltas, stop={stopped})")
+
+
+def check_response(answer: Answer, expected: str) -> None:
+    """A whole Responses API response whose output text is ``expected``."""
+    if answer.status != 200:
+        raise CheckFailed(f"status {answer.status}: {answer.body[:300]!r}")
+    response = json.loads(answer.body)
+    text = "".join(
+        part.get("text", "")
+        for item in response["output"]
+        if item.get("type") == "message"
+        for part in item["content"]
+    )
+    if text != expected:
+        raise CheckFailed(f"wrong content: {text[:80]!r}")
+
+
+def check_responses_stream(answer: Answer, chunks: int) -> None:
+    """A Responses stream whose text deltas make ``chunks`` words, ending completed."""
+    if answer.status != 200:
+        raise CheckFailed(f"status {answer.status}: {answer.body[:300]!r}")
+    text = []
+    completed = False
+    for line in answer.body.split(b"\n"):
+        if line.startswith(b"data: {"):
+            obj = json.loads(line[6:])
+            if obj.get("type") == "response.output_text.delta":
+                text.append(obj["delta"])
+            completed = completed or obj.get("type") == "response.completed"
+    if not completed or "".join(text) != "".join(words(chunks)):
+        raise CheckFailed(f"incomplete Responses stream ({len(text)} deltas, done={completed})")
 
 
 def check_stream(answer: Answer, chunks: int) -> None:

@@ -36,6 +36,9 @@ from bench.mock_upstream import words
 CLIENT_MODEL = "nvidia/kimi-k2-thinking"
 UPSTREAM_MODEL = "moonshotai/kimi-k2-thinking"
 PACED_MODEL = "bench/paced"
+# the Responses API rows: ids that LiteLLM sends through its Responses → Chat Completions
+# bridge (an openai/ model would go to the mock's /responses, which it does not serve)
+RESPONSES_MODEL, RESPONSES_PACED = "bench/responses", "bench/responses-paced"
 STREAM_CHUNKS = 100
 PACED_CHUNKS = 50
 PACE_S = 0.001
@@ -242,15 +245,28 @@ capabilities = ["tool_use", "reasoning"]
 [models."{PACED_MODEL}"]
 provider = "nvidia"
 model = "paced-model"
+
+[models."{RESPONSES_MODEL}"]
+provider = "nvidia"
+model = "{UPSTREAM_MODEL}"
+
+[models."{RESPONSES_PACED}"]
+provider = "nvidia"
+model = "paced-model"
 """
 
 
 def litellm_config(mock: int) -> str:
     entries = []
-    for client, upstream in ((CLIENT_MODEL, UPSTREAM_MODEL), (PACED_MODEL, "paced-model")):
+    for client, upstream in (
+        (CLIENT_MODEL, f"openai/{UPSTREAM_MODEL}"),
+        (PACED_MODEL, "openai/paced-model"),
+        (RESPONSES_MODEL, f"nvidia_nim/{UPSTREAM_MODEL}"),
+        (RESPONSES_PACED, "nvidia_nim/paced-model"),
+    ):
         entries.append(
             f"  - model_name: {client}\n    litellm_params:\n"
-            f"      model: openai/{upstream}\n"
+            f"      model: {upstream}\n"
             f"      api_base: http://127.0.0.1:{mock}/v1\n      api_key: sk-bench\n"
         )
     return (
@@ -397,6 +413,25 @@ async def measure(t: Target, sizes: Sizes) -> dict[str, float]:
         per_stream = (cpu() - before) / sizes.paced
         out["cpu_msg_chunk_us"] = (per_stream - msg_one) / (PACED_CHUNKS + 4) * 1e6
         requests += sizes.latency + sizes.paced
+        # the Responses API in (Codex), translated the same way
+        resp = loadgen.responses_request(port, RESPONSES_MODEL, key=key)
+        before = cpu()
+        await loadgen.sequential(
+            port, resp, sizes.latency, lambda a: loadgen.check_response(a, expected)
+        )
+        resp_one = (cpu() - before) / sizes.latency
+        out["cpu_resp_req_us"] = resp_one * 1e6
+        resp_paced = loadgen.responses_request(port, RESPONSES_PACED, stream=True, key=key)
+        before = cpu()
+        await loadgen.sequential(
+            port,
+            resp_paced,
+            sizes.paced,
+            lambda a: loadgen.check_responses_stream(a, PACED_CHUNKS),
+        )
+        per_stream = (cpu() - before) / sizes.paced
+        out["cpu_resp_chunk_us"] = (per_stream - resp_one) / (PACED_CHUNKS + 4) * 1e6
+        requests += sizes.latency + sizes.paced
 
     for label, size, count in (("big1", 1 << 20, sizes.big1), ("big4", 4 << 20, sizes.big4)):
         raw, digest = loadgen.big_request(port, CLIENT_MODEL, size, key)
@@ -436,6 +471,8 @@ ROWS = [
     ("paced_reads", f"reads per paced stream ({PACED_CHUNKS + 4} events)", ""),
     ("cpu_msg_req_us", "Messages in (translated): proxy CPU per request, one at a time", "µs"),
     ("cpu_msg_chunk_us", "Messages in (translated): proxy CPU per streamed event (paced)", "µs"),
+    ("cpu_resp_req_us", "Responses in (translated): proxy CPU per request, one at a time", "µs"),
+    ("cpu_resp_chunk_us", "Responses in (translated): proxy CPU per streamed event (paced)", "µs"),
     ("big1_ms", "1 MiB request", "ms"),
     ("big4_ms", "4 MiB request", "ms"),
     ("cpu_big1_ms", "proxy CPU per 1 MiB request", "ms"),
