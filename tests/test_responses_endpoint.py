@@ -214,3 +214,35 @@ def test_the_openai_agents_sdk_runs_a_tool_through_a_chat_only_provider(setup: S
     result = asyncio.run(agents.Runner.run(agent, "What does README.md say?"))
     assert read == ["README.md"]
     assert result.final_output == ANSWER_PREFIX + "the agents SDK read it"
+
+
+def test_rate_limits_reach_codex_with_the_code_and_the_wait_it_reads(serve) -> None:
+    """Codex waits as long as "Please try again in N s" says, for rate_limit_exceeded."""
+    server = serve()
+    client = openai.OpenAI(base_url=server.base_url, api_key=CLIENT_KEY, max_retries=0)
+    with pytest.raises(openai.RateLimitError) as err:
+        client.responses.create(model="fake/error-429", input="hi")
+    assert err.value.code == "rate_limit_exceeded"
+    assert err.value.message.endswith("Please try again in 7s.")
+    assert err.value.response.headers["retry-after"] == "7"
+
+
+@pytest.mark.parametrize(
+    ("status", "said", "code"),
+    [
+        (400, "This model's maximum context length is 131072 tokens.", "context_length_exceeded"),
+        (402, "Insufficient balance", "insufficient_quota"),
+        (400, "Invalid value for temperature", "invalid_value"),  # left as the provider said
+    ],
+)
+def test_provider_errors_get_the_codes_codex_acts_on(status: int, said: str, code: str) -> None:
+    from aiohttp.test_utils import make_mocked_request
+
+    from trayproxy.gateway.errors import error_response, in_client_shape
+
+    provider = error_response(status, said, code="invalid_value")
+    shaped = in_client_shape(make_mocked_request("POST", "/v1/responses"), provider)
+    error = json.loads(shaped.body)["error"]
+    assert error["code"] == code and error["message"] == said
+    unchanged = in_client_shape(make_mocked_request("POST", "/v1/chat/completions"), provider)
+    assert json.loads(unchanged.body)["error"]["code"] == "invalid_value"

@@ -5,6 +5,7 @@ Messages endpoints (made from the OpenAI-shaped ones at the edge, ``in_client_sh
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,11 +102,52 @@ def speaks_messages(path: str) -> bool:
     return path.rstrip("/").endswith(MESSAGES_PATHS)
 
 
+_CONTEXT_TOO_LONG = re.compile(
+    r"context.{0,20}(length|window)|maximum context|too many tokens|prompt is too long", re.I
+)
+
+
+def _for_responses(resp: web.Response) -> web.Response:
+    """An OpenAI-shaped error as Codex reads it on the Responses endpoint: ``error.code``
+    ``rate_limit_exceeded`` (with "Please try again in N s." from the provider's
+    ``Retry-After``, which Codex waits for), ``insufficient_quota`` or
+    ``context_length_exceeded`` (which makes Codex compact the conversation)."""
+    try:
+        data = json.loads(resp.body) if isinstance(resp.body, (bytes, bytearray)) else None
+    except (ValueError, UnicodeDecodeError):
+        return resp
+    err = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(err, dict) or not isinstance(err.get("message"), str):
+        return resp
+    message = err["message"]
+    if resp.status == 429:
+        err["code"] = "rate_limit_exceeded"
+        wait = resp.headers.get("Retry-After", "")
+        if wait.isdigit() and "try again in" not in message.lower():
+            err["message"] = f"{message.rstrip('.')}. Please try again in {wait}s."
+    elif resp.status == 402:
+        err["code"] = "insufficient_quota"
+    elif resp.status == 400 and _CONTEXT_TOO_LONG.search(message):
+        err["code"] = "context_length_exceeded"
+    else:
+        return resp
+    out = web.Response(status=resp.status, text=json.dumps(data), content_type="application/json")
+    for key, value in resp.headers.items():
+        if key.lower() not in ("content-type", "content-length"):
+            out.headers.add(key, value)
+    return out
+
+
 def in_client_shape(request: web.Request, resp: web.StreamResponse) -> web.StreamResponse:
     """An error answer as the client's protocol has it: on the Messages endpoints, every
     OpenAI-shaped error (the guard's, the relay's, a Chat provider's own) in Anthropic's
-    shape, with the same status and headers."""
-    if resp.status < 400 or not isinstance(resp, web.Response) or not speaks_messages(request.path):
+    shape, with the same status and headers; on the Responses endpoint, with the codes Codex
+    acts on."""
+    if resp.status < 400 or not isinstance(resp, web.Response):
+        return resp
+    if request.path.rstrip("/").endswith("/responses"):
+        return _for_responses(resp)
+    if not speaks_messages(request.path):
         return resp
     body = resp.body
     try:
