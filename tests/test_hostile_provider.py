@@ -715,14 +715,14 @@ def test_a_provider_error_echoing_the_key_does_not_show_it(hostile, proxy, echo)
     ids=["go", "fastapi"],
 )
 def test_a_provider_without_the_endpoint_says_so(hostile, proxy, content_type, body) -> None:
-    """POST /v1/responses answered by a bare 404: 'does not serve /responses', naming it."""
+    """POST /v1/rerank answered by a bare 404: 'does not serve /rerank', naming it."""
     fake = hostile(answer(404, body, content_type=content_type))
     server = proxy(config({"fake": fake.base_url}))
-    ans = post(server.base_url, "responses", {"model": "fake/m", "input": "hi"})
-    assert [r.path for r in fake.requests] == ["/v1/responses"]
+    ans = post(server.base_url, "rerank", {"model": "fake/m", "query": "q", "documents": ["a"]})
+    assert [r.path for r in fake.requests] == ["/v1/rerank"]
     assert ans.status == 404
     err = ans.error()
-    assert re.search(r"does not serve\b.*/responses", err["message"]), err["message"]
+    assert re.search(r"does not serve\b.*/rerank", err["message"]), err["message"]
     assert re.search(r"\bfake\b", err["message"]), err["message"]
 
 
