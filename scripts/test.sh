@@ -7,7 +7,7 @@
 #   - a wheelhouse (.cache/wheelhouse) of trayproxy's dependencies, from which the test of
 #     scripts/install.sh installs offline;
 #   - Continue's transport and Anthropic's SDK (npm, pinned in tests/js) and the Claude Code
-#     CLI (npm, pinned in tests/claude);
+#     and Codex CLIs (npm, pinned in tests/claude and tests/codex);
 #   - the Linux double-click bundle (packaging/build.sh), which a test starts and drives.
 # Extra arguments go to pytest (e.g. `bash scripts/test.sh -k tray -x`).
 set -euo pipefail
@@ -76,6 +76,8 @@ fi
 npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 # The real Claude Code CLI (a native binary of about 235 MB), driven headless by a test.
 npm ci --prefix tests/claude --no-audit --no-fund --loglevel=error
+# The real Codex CLI (a native binary of about 420 MB), driven headless by a test.
+npm ci --prefix tests/codex --no-audit --no-fund --loglevel=error
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

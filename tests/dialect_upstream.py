@@ -37,6 +37,10 @@ ANSWER_PREFIX = "The file says: "
 TOOL = "read_file"
 TOOL_ARGS = '{"path": "README.md"}'
 READ_FILE_PATH = "README.md"  # what the agent reads when offered Claude Code's Read (tests set it)
+PATCHED_FILE = "created-by-the-agent.txt"
+PATCH = (
+    f"*** Begin Patch\n*** Add File: {PATCHED_FILE}\n+written through trayproxy\n*** End Patch\n"
+)
 
 TOOL_IDS = {
     "kimi": "functions.read_file:0",
@@ -321,12 +325,18 @@ class DialectUpstream:
 
 
 def _call(flavor: str, body: dict[str, Any]) -> dict[str, Any]:
-    """The agent's tool call: read_file, or Claude Code's Read of ``READ_FILE_PATH`` when the
-    request offers that tool."""
+    """The agent's tool call: read_file; Claude Code's Read of ``READ_FILE_PATH`` when the
+    request offers that tool; Codex's ``exec_command`` of ``cat READ_FILE_PATH``, or its
+    ``apply_patch`` adding ``PATCHED_FILE`` when the user asks for a patch."""
     name, arguments = TOOL, TOOL_ARGS
     offered = [t.get("function", {}).get("name") for t in body.get("tools") or []]
+    asked = json.dumps(body.get("messages", [])[-1:])
     if "Read" in offered:
         name, arguments = "Read", json.dumps({"file_path": READ_FILE_PATH})
+    elif "apply_patch" in offered and "patch" in asked:
+        name, arguments = "apply_patch", json.dumps({"input": PATCH})
+    elif "exec_command" in offered:
+        name, arguments = "exec_command", json.dumps({"cmd": f"cat {READ_FILE_PATH}"})
     return {
         "id": TOOL_IDS[flavor],
         "type": "function",

@@ -1,12 +1,15 @@
-"""Codex's set-up for trayproxy: the ``~/.codex/config.toml`` block (``trayproxy codex``, "Copy
-Codex config" in the tray and on the page) — a ``[model_providers.trayproxy]`` that speaks the
-Responses API to trayproxy, and a ``[profiles."<id>"]`` per mapped id — and its merge into the
-user's own file with tomlkit's round trip (their comments, order and other tables kept), with
-a backup."""
+"""Codex's set-up for trayproxy (``trayproxy codex``, "Copy Codex config" in the tray and on
+the page): a ``[model_providers.trayproxy]`` in ``~/.codex/config.toml`` that speaks the
+Responses API to trayproxy, and a profile per mapped id. Codex (0.134 and later) reads a
+profile from its own file, ``~/.codex/<name>.config.toml``, selected with ``codex --profile
+<name>``, and refuses the older ``[profiles.<name>]`` tables. ``--merge`` writes them with
+tomlkit's round trip (a user's comments, order and other keys kept), each changed file after a
+backup."""
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,34 +36,41 @@ def _provider(config: Config, base_url: str) -> dict[str, object]:
     return table
 
 
+def profile_name(model_id: str) -> str:
+    """Codex takes plain profile names (``--profile nvidia-kimi-k2-thinking``)."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", model_id).strip("-") or "model"
+
+
 def _profiles(config: Config) -> dict[str, dict[str, object]]:
-    out = {}
+    out: dict[str, dict[str, object]] = {}
     for model_id, mapping in config.models.items():
         profile: dict[str, object] = {"model": model_id, "model_provider": PROVIDER}
         if mapping.max_context_size:
             profile["model_context_window"] = mapping.max_context_size
-        out[model_id] = profile
+        name, n = profile_name(model_id), 1
+        while name in out:  # two ids that differ only in punctuation
+            n += 1
+            name = f"{profile_name(model_id)}-{n}"
+        out[name] = profile
     return out
 
 
 def render(config: Config, base_url: str) -> str:
-    """The block to paste into ``~/.codex/config.toml``."""
+    """What to paste: the provider block for ``config.toml``, then each profile's file."""
     doc = tomlkit.document()
-    first = next(iter(config.models), None)
-    doc.add(tomlkit.comment("Codex through trayproxy: run `codex --profile <id>`."))
+    doc.add(tomlkit.comment("Codex through trayproxy. In ~/.codex/config.toml:"))
     if config.server.token.secret is not None:
         doc.add(tomlkit.comment(f"trayproxy wants its token: export {TOKEN_ENV}=<[server] token>"))
-    if first:
-        doc.add(tomlkit.comment(f'To use it by default, put profile = "{first}" at the top.'))
     doc.add(tomlkit.nl())
     providers = tomlkit.table(is_super_table=True)
     providers.add(PROVIDER, _provider(config, base_url))
     doc.add("model_providers", providers)
-    profiles = tomlkit.table(is_super_table=True)
+    out = [tomlkit.dumps(doc)]
     for name, profile in _profiles(config).items():
-        profiles.add(name, profile)
-    doc.add("profiles", profiles)
-    return tomlkit.dumps(doc)
+        lines = [f"# ~/.codex/{name}.config.toml (codex --profile {name})"]
+        lines += [f"{key} = {tomlkit.item(value).as_string()}" for key, value in profile.items()]
+        out.append("\n".join(lines) + "\n")
+    return "\n".join(out)
 
 
 @dataclass
@@ -68,65 +78,70 @@ class MergeResult:
     path: Path
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
-    written: bool = False
-    backup: Path | None = None
+    backups: list[Path] = field(default_factory=list)
 
     def summary(self) -> str:
-        if not self.written:
-            return f"{self.path}: already up to date; not written."
+        if not self.added and not self.updated:
+            return f"{self.path.parent}: trayproxy's provider and profiles are up to date."
         done = [
             f"{len(n)} {verb}"
             for n, verb in ((self.added, "added"), (self.updated, "updated"))
             if n
         ]
-        lines = [f"{self.path}: trayproxy's provider and profiles ({', '.join(done)})."]
-        if self.backup:
-            lines.append(f"The previous file is saved as {self.backup}.")
+        lines = [f"{self.path.parent}: trayproxy's provider and profile files ({', '.join(done)})."]
+        lines += [f"The previous file is saved as {b}." for b in self.backups]
         return "\n".join(lines)
 
 
-def merge(text: str, config: Config, base_url: str) -> tuple[str, list[str], list[str]]:
-    """``text`` with trayproxy's provider and profiles set: only the keys trayproxy writes
-    change; a user's other keys in those tables, and everything else, stay."""
+def merge(text: str, values: dict[str, object], table: str | None = None) -> tuple[str, bool]:
+    """``text`` with ``values`` set (in ``table``, or at the top): only those keys change;
+    everything else stays. Returns the text and whether it changed."""
     doc = tomlkit.parse(text)
-    added: list[str] = []
-    updated: list[str] = []
-    wanted = {("model_providers", PROVIDER): _provider(config, base_url)}
-    wanted |= {("profiles", name): p for name, p in _profiles(config).items()}
-    for (section, name), values in wanted.items():
+    target = doc
+    if table is not None:
+        section, name = table.split(".", 1)
         parent = doc.get(section)
         if parent is None:
             parent = tomlkit.table(is_super_table=True)
             doc.add(section, parent)
         if not isinstance(parent, Table):
             raise ReplaceError(f"[{section}] is not a table in this file")
-        table = parent.get(name)
-        label = f"{section}.{name}"
-        if table is None:
+        if name not in parent:
             new = tomlkit.table()
-            for key, value in values.items():
-                new[key] = value
-            new.add(tomlkit.nl())  # a blank line before whatever table follows
+            new.add(tomlkit.nl())
             parent.add(name, new)
-            added.append(label)
-        elif any(table.get(k) != v for k, v in values.items()):
-            updated.append(label)
-            for key, value in values.items():
-                table[key] = value
-    return tomlkit.dumps(doc), added, updated
+        target = parent[name]
+    if all(target.get(k) == v for k, v in values.items()):
+        return text, False
+    for key, value in values.items():
+        target[key] = value
+    return tomlkit.dumps(doc), True
 
 
-def merge_into(path: Path, config: Config, base_url: str) -> MergeResult:
+def _merge_file(
+    path: Path, values: dict[str, object], table: str | None, label: str, result: MergeResult
+) -> None:
     target = Path(os.path.realpath(path))
     exists = target.exists()
     old, newline = read_text(target) if exists else ("", "\n")
     try:
-        text, added, updated = merge(old, config, base_url)
+        text, changed = merge(old, values, table)
     except tomlkit.exceptions.ParseError as exc:
-        raise ReplaceError(f"not valid TOML ({exc}); it was left as it is") from None
-    result = MergeResult(path, added, updated)
-    if exists and text == old:
-        return result
-    result.backup = replace(target, old, text, newline, exists=exists)
-    result.written = True
+        raise ReplaceError(f"{path} is not valid TOML ({exc}); it was left as it is") from None
+    if not changed:
+        return
+    backup = replace(target, old, text, newline, exists=exists)
+    (result.updated if exists else result.added).append(label)
+    if backup is not None:
+        result.backups.append(backup)
+
+
+def merge_into(path: Path, config: Config, base_url: str) -> MergeResult:
+    """The provider into ``path`` (Codex's ``config.toml``), each profile into its file next
+    to it."""
+    result = MergeResult(path)
+    table = f"model_providers.{PROVIDER}"
+    _merge_file(path, _provider(config, base_url), table, table, result)
+    for name, profile in _profiles(config).items():
+        _merge_file(path.with_name(f"{name}.config.toml"), profile, None, name, result)
     return result
