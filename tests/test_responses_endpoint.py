@@ -103,7 +103,11 @@ def codex_turn(model: str) -> dict[str, Any]:
             {"type": "message", "role": "developer", "content": "You are a coding agent."},
             {"type": "message", "role": "user", "content": "What does README.md say?"},
         ],
-        "tools": [READ_FILE, EXEC, {"type": "web_search"}],
+        "tools": [
+            READ_FILE,
+            {"type": "namespace", "name": "mcp", "tools": [{**EXEC, "name": "mcp_exec"}]},
+            {"type": "web_search"},
+        ],
         "tool_choice": "auto",
         "parallel_tool_calls": True,
         "reasoning": {"effort": "medium", "summary": "auto"},
