@@ -20,6 +20,7 @@ name, so a test (or the Node client test) picks a behaviour through the config m
 - ``firehose``: a stream of ``FIREHOSE_BYTES`` as fast as the socket takes it.
 - ``split``: a normal stream whose every event is cut in two writes, mid-JSON.
 - ``late``: a stream whose headers come at once and its first token after 0.5 s.
+- ``linger``: a normal stream whose body ends 1 s after its ``[DONE]``.
 - ``no-usage``: a normal answer without token counts (``"usage": null``), even in a stream
   that asks for them.
 """
@@ -319,6 +320,8 @@ class FakeUpstream:
                 )
             self.sent_last.set()
             await resp.write(b"data: [DONE]\n\n")
+            if model == "linger":
+                await asyncio.sleep(1.0)
             await resp.write_eof()
         except (asyncio.CancelledError, ConnectionResetError):
             self.disconnected.set()

@@ -121,3 +121,32 @@ def _rss() -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise AssertionError("no VmRSS in /proc/self/status")
+
+
+def test_a_client_that_hangs_up_after_done_has_a_complete_record(serve) -> None:
+    """The openai SDK closes the connection as soon as it reads [DONE]; the relay may still
+    be waiting for the provider's end of the body. The record is still an answered request,
+    with its usage."""
+    from tests.conftest import record
+
+    server = serve()
+    body = json.dumps(
+        {"model": "fake/linger", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    ).encode()
+    with socket.create_connection((server.host, server.port)) as sock:
+        sock.sendall(
+            f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n".encode()
+            + b"Content-Type: application/json\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
+        )
+        seen = b""
+        while b"data: [DONE]" not in seen:
+            got = sock.recv(65536)
+            assert got, seen
+            seen += got
+    # hung up at once, as the SDK does
+    r = record(server)
+    assert (r["status"], r["error"]) == (200, None)
+    assert (r["prompt_tokens"], r["completion_tokens"]) == (11, 6)

@@ -70,6 +70,8 @@ async def relay(request: web.Request, endpoint: str) -> web.StreamResponse:
             draft.status = resp.status
         return resp
     except asyncio.CancelledError:
+        if draft.delivered:  # the client had the whole answer and hung up: not a failure
+            raise
         if state.stopping:
             draft.status = draft.status or 503
             draft.error = draft.error or "trayproxy stopped while answering"

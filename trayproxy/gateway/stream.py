@@ -141,7 +141,8 @@ async def stream_back(
         await out.write(opening)
     watcher = StreamWatcher()
     try:
-        await _pump(attempt, resp, out, rewriter, watcher, ping)
+        # a translation's client gets its end from finish(); other streams pass [DONE] on
+        await _pump(attempt, resp, out, rewriter, watcher, ping, relays_done=not opening)
     finally:
         state.streams.pop(out, None)
     if watcher.events:  # the client has its whole answer by now
@@ -156,6 +157,8 @@ async def _pump(
     rewriter: Rewriter | None,
     watcher: StreamWatcher,
     ping: bytes | None = None,
+    *,
+    relays_done: bool = True,
 ) -> web.StreamResponse:
     draft, name = attempt.draft, attempt.name
     idle = attempt.provider.idle_timeout
@@ -198,6 +201,9 @@ async def _pump(
                 if sent:
                     await out.write(sent)
             watcher.feed(chunk)
+            if relays_done and watcher.done and not draft.delivered:
+                draft.delivered = True  # the client has the stream's end: it may hang up now
+                _take_usage(draft, watcher)
             if watcher.events != events:  # a real event, not a keep-alive comment
                 events = watcher.events
                 watchdog.reset()
@@ -228,9 +234,7 @@ async def _pump(
         )
     if draft.ttfb_ms is None and first_chunk is not None:  # bytes, but no SSE events
         draft.ttfb_ms = (first_chunk - draft.started) * 1000
-    if watcher.usage:
-        draft.prompt_tokens = watcher.usage.prompt_tokens
-        draft.completion_tokens = watcher.usage.completion_tokens
+    _take_usage(draft, watcher)
     if watcher.error:
         draft.error = watcher.error
     if failure is not None:
@@ -242,3 +246,9 @@ async def _pump(
     with contextlib.suppress(ConnectionError):
         await out.write_eof()
     return out
+
+
+def _take_usage(draft: RecordDraft, watcher: StreamWatcher) -> None:
+    if watcher.usage:
+        draft.prompt_tokens = watcher.usage.prompt_tokens
+        draft.completion_tokens = watcher.usage.completion_tokens

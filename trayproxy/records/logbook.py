@@ -100,6 +100,7 @@ class RecordDraft:
     error_body: str | None = None
     attempts: list[dict[str, Any]] = field(default_factory=list)
     tokens_estimated: bool = False
+    delivered: bool = False  # the client has the stream's end ([DONE]); what follows is ours
 
     def mark_first_byte(self) -> None:
         if self.ttfb_ms is None:
