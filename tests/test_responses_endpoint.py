@@ -250,3 +250,27 @@ def test_provider_errors_get_the_codes_codex_acts_on(status: int, said: str, cod
     assert error["code"] == code and error["message"] == said
     unchanged = in_client_shape(make_mocked_request("POST", "/v1/chat/completions"), provider)
     assert json.loads(unchanged.body)["error"]["code"] == "invalid_value"
+
+
+def test_structured_output_reaches_the_provider_as_response_format(serve, upstream) -> None:
+    server = serve()
+    client = openai.OpenAI(base_url=server.base_url, api_key=CLIENT_KEY, max_retries=0)
+    schema = {
+        "type": "object",
+        "properties": {"greeting": {"type": "string"}},
+        "required": ["greeting"],
+        "additionalProperties": False,
+    }
+    answer = client.responses.create(
+        model="nvidia/kimi-k2-thinking",
+        input="Greet me",
+        text={
+            "format": {"type": "json_schema", "name": "greeting", "schema": schema, "strict": True}
+        },
+    )
+    assert answer.output_text == "Hello from the fake upstream."
+    assert upstream.last.path == "/v1/chat/completions"
+    assert upstream.last.body["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "greeting", "schema": schema, "strict": True},
+    }
