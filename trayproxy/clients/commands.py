@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from trayproxy.config.files import load_file
 from trayproxy.config.model import Config, ConfigError
@@ -21,9 +23,18 @@ def load_or_say_why(path: Path) -> Config | None:
         return None
 
 
-def continue_config_command(override: str | None, merge: bool, file: str | None) -> int:
-    from trayproxy.clients import continue_config, continue_merge
-
+def _print_or_merge(
+    override: str | None,
+    merge: bool,
+    file: str | None,
+    *,
+    render: Callable[[Config, str], str],
+    merge_into: Callable[[Path, Config, str], Any],
+    default_path: Callable[[], Path],
+    errors: tuple[type[Exception], ...],
+) -> int:
+    """A client's set-up printed (``render``), or merged into its own file (``merge_into``,
+    whose result has a ``summary``)."""
     config = load_or_say_why(config_path(override))
     if config is None:
         return 1
@@ -32,42 +43,47 @@ def continue_config_command(override: str | None, merge: bool, file: str | None)
         if file:
             print("error: --file goes with --merge", file=sys.stderr)
             return 2
-        print(continue_config.render(config, base), end="")
+        print(render(config, base), end="")
         return 0
-    from ruamel.yaml.error import YAMLError
-
-    target = Path(file).expanduser() if file else continue_config.default_path()
+    target = Path(file).expanduser() if file else default_path()
     try:
-        result = continue_merge.merge_into(target, config, base)
-    except (continue_merge.MergeError, YAMLError, OSError) as exc:
+        result = merge_into(target, config, base)
+    except (*errors, OSError) as exc:
         print(f"error: cannot merge into {target}: {exc}", file=sys.stderr)
         return 1
     print(result.summary())
     return 0
+
+
+def continue_config_command(override: str | None, merge: bool, file: str | None) -> int:
+    from ruamel.yaml.error import YAMLError
+
+    from trayproxy.clients import continue_config, continue_merge
+
+    return _print_or_merge(
+        override,
+        merge,
+        file,
+        render=continue_config.render,
+        merge_into=continue_merge.merge_into,
+        default_path=continue_config.default_path,
+        errors=(continue_merge.MergeError, YAMLError),
+    )
 
 
 def codex_command(override: str | None, merge: bool, file: str | None) -> int:
     from trayproxy.clients import codex_config
     from trayproxy.clients.replace_file import ReplaceError
 
-    config = load_or_say_why(config_path(override))
-    if config is None:
-        return 1
-    base = f"http://{format_host(config.server.host)}:{config.server.port}/v1"
-    if not merge:
-        if file:
-            print("error: --file goes with --merge", file=sys.stderr)
-            return 2
-        print(codex_config.render(config, base), end="")
-        return 0
-    target = Path(file).expanduser() if file else codex_config.default_path()
-    try:
-        result = codex_config.merge_into(target, config, base)
-    except (ReplaceError, OSError) as exc:
-        print(f"error: cannot merge into {target}: {exc}", file=sys.stderr)
-        return 1
-    print(result.summary())
-    return 0
+    return _print_or_merge(
+        override,
+        merge,
+        file,
+        render=codex_config.render,
+        merge_into=codex_config.merge_into,
+        default_path=codex_config.default_path,
+        errors=(ReplaceError,),
+    )
 
 
 def claude_code_command(override: str | None, as_settings: bool) -> int:

@@ -20,13 +20,14 @@ import aiohttp
 from aiohttp import web
 
 from trayproxy.config.model import Config, Provider
-from trayproxy.core.estimate import answer_tokens, request_tokens
+from trayproxy.core.estimate import answer_tokens
 from trayproxy.core.jsonbody import loads_answer
 from trayproxy.core.usage import usage_from_body
 from trayproxy.gateway import provider_client, provider_errors, translate, upstream
 from trayproxy.gateway.errors import Failure, error_message_from_body
 from trayproxy.gateway.state import ProxyState
 from trayproxy.gateway.stream import copy_headers, stream_back, within
+from trayproxy.gateway.whole_answer import AnswerTooLarge, estimate_missing, read_whole
 from trayproxy.protocols import messages_errors
 from trayproxy.providers import dialect, stream_rewrite
 from trayproxy.records.logbook import RecordDraft
@@ -108,10 +109,6 @@ def _describe(draft: RecordDraft, route: Route, *, first: bool) -> None:
         draft.rewrites.append(f"model: {route.client_model} → {route.upstream_model}")
     if route.rule != "exact" and first:
         draft.rewrites.append(f"routed by provider prefix '{route.provider.name}/'")
-
-
-class _AnswerTooLarge(Exception):
-    pass
 
 
 class Attempt:
@@ -271,12 +268,12 @@ class Attempt:
         limit = _ERROR_LIMIT if failed else self.config.server.max_answer_bytes
         data: bytes | None
         try:
-            data = await _read_whole(resp, self.provider.idle_timeout, limit)
+            data = await read_whole(resp, self.provider.idle_timeout, limit)
         except asyncio.TimeoutError:
             return Failure(
                 504, f"Provider '{name}' stopped sending its answer.", "upstream_timeout"
             )
-        except _AnswerTooLarge:
+        except AnswerTooLarge:
             if not failed:
                 mb = self.config.server.max_answer_mb
                 return Failure(
@@ -324,25 +321,8 @@ class Attempt:
         """The token counts the provider did not report, estimated from the request sent and
         ``written`` (the answer's), in a worker thread (a long prompt takes milliseconds),
         and marked as estimated."""
-        draft = self.draft
-        if draft.prompt_tokens is not None and draft.completion_tokens is not None:
-            return
-        sent, writes = self.sent, self.endpoint not in _NOTHING_WRITTEN
-
-        def estimate() -> tuple[int, int]:
-            prompt = draft.prompt_tokens
-            if prompt is None:
-                prompt = request_tokens(sent)
-            done = draft.completion_tokens
-            if done is None:
-                try:
-                    done = written() if writes else 0
-                except (ValueError, UnicodeDecodeError):
-                    done = 0
-            return prompt, done
-
-        draft.prompt_tokens, draft.completion_tokens = await asyncio.to_thread(estimate)
-        draft.tokens_estimated = True
+        writes = self.endpoint not in _NOTHING_WRITTEN
+        await estimate_missing(self.draft, self.sent, written if writes else None)
 
     def _provider_error(self, resp: aiohttp.ClientResponse, data: bytes | None) -> Failure:
         """A provider's error answer (status >= 400; ``data`` None when too long to read):
@@ -394,26 +374,6 @@ class Attempt:
             body=said.body,
             final=final,
         )
-
-
-async def _read_whole(resp: aiohttp.ClientResponse, idle: float, limit: int) -> bytes:
-    """The whole (decompressed) answer; :class:`_AnswerTooLarge` past ``limit`` bytes, having
-    held no more than ``limit`` and one read's worth."""
-    content = resp.content
-    if content.is_eof():  # it came with the headers (most JSON answers): no timer needed
-        data = content.read_nowait()
-        if len(data) > limit:
-            raise _AnswerTooLarge
-        return data
-    parts: list[bytes] = []
-    size = 0
-    read = content.readany
-    while chunk := await within(read(), idle):
-        size += len(chunk)
-        if size > limit:
-            raise _AnswerTooLarge
-        parts.append(chunk)
-    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def _retry_after(headers: Any) -> float | None:

@@ -14,9 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 from trayproxy.core.estimate import text_tokens
-from trayproxy.core.jsonbody import dumps, loads_answer
-from trayproxy.core.sse import EVENT_END, data_of, last_boundary
+from trayproxy.core.jsonbody import dumps
 from trayproxy.protocols import messages_answer, tool_ids
+from trayproxy.protocols.chat_events import ChatEvents
 from trayproxy.protocols.messages_errors import error_event
 
 
@@ -27,14 +27,14 @@ def event(kind: str, data: dict[str, Any]) -> bytes:
 PING = event("ping", {})
 
 
-class MessagesStream:
+class MessagesStream(ChatEvents):
     """Feeds on a provider's Chat stream; ``start`` first, ``feed`` per chunk, ``finish``."""
 
     def __init__(self, *, model: str, input_tokens: int, stop_sequences: list[str]) -> None:
+        super().__init__()
         self.model = model
         self.input_tokens = input_tokens  # an estimate until the provider's usage arrives
         self.stop_sequences = stop_sequences
-        self._tail = b""
         self._blocks = 0  # content blocks started
         self._open: str | None = None  # the open block's type
         self._tool: Any = None  # the provider's index of the open tool_use block
@@ -44,9 +44,6 @@ class MessagesStream:
         self._has_tool_use = False
         self._finish: Any = None
         self._matched: Any = None
-        self._usage: dict[str, Any] | None = None
-        self.done = False
-        self.failed = False
 
     # ------------------------------------------------------------ the stream's frame
 
@@ -86,44 +83,11 @@ class MessagesStream:
     def error(self, status: int, message: str, code: str | None = None) -> bytes:
         """``event: error``: the stream's last event when it fails after it began."""
         self.failed = True
-        return error_event(status, message)
+        return self._close() + error_event(status, message)
 
     # ------------------------------------------------------------ events
 
-    def feed(self, chunk: bytes) -> bytes:
-        data = self._tail + chunk if self._tail else chunk
-        end = last_boundary(data)
-        self._tail = data[end:]
-        if not end or self.failed:
-            return b""
-        out: list[bytes] = []
-        for raw in EVENT_END.split(data[:end]):
-            payload, _ = data_of(raw)
-            if payload:
-                out.append(self._event(payload))
-        return b"".join(out)
-
-    def _event(self, payload: bytes) -> bytes:
-        if payload == b"[DONE]":
-            self.done = True
-            return b""
-        try:
-            obj = loads_answer(payload)
-        except (ValueError, UnicodeDecodeError):
-            return b""
-        if not isinstance(obj, dict):
-            return b""
-        if obj.get("error"):
-            self.failed = True
-            err = obj["error"]
-            message = err.get("message") if isinstance(err, dict) else err
-            return self._close() + error_event(502, str(message or err))
-        if isinstance(obj.get("usage"), dict):
-            self._usage = obj["usage"]
-        choices = obj.get("choices")
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            return b""
-        choice = choices[0]  # Anthropic's answers have one choice
+    def _chunk(self, choice: dict[str, Any]) -> bytes:
         out = b""
         delta = choice.get("delta")
         if isinstance(delta, dict):

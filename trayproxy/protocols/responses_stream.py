@@ -17,8 +17,8 @@ import time
 from typing import Any
 
 from trayproxy.core.estimate import text_tokens
-from trayproxy.core.jsonbody import dumps, loads_answer
-from trayproxy.core.sse import EVENT_END, data_of, last_boundary
+from trayproxy.core.jsonbody import dumps
+from trayproxy.protocols.chat_events import ChatEvents
 from trayproxy.protocols.responses_request import CUSTOM_INPUT
 
 
@@ -63,28 +63,25 @@ def custom_input(arguments: str) -> str:
     return arguments
 
 
-class ResponsesStream:
+class ResponsesStream(ChatEvents):
     """Feeds on a provider's Chat stream; ``start`` first, ``feed`` per chunk, ``finish``."""
 
     def __init__(
         self, *, model: str, input_tokens: int, custom_tools: frozenset[str] = frozenset()
     ) -> None:
+        super().__init__()
         self.model = model
         self.input_tokens = input_tokens
         self.custom_tools = custom_tools
         self.id = new_id("resp")
         self.created = int(time.time())
         self._seq = 0
-        self._tail = b""
         self._output: list[dict[str, Any]] = []  # finished items
         self._open: dict[str, Any] | None = None  # the item being written
         self._text: list[str] = []  # its text (reasoning, message text or arguments)
         self._tool: Any = None  # the provider's index of the open tool call
         self._written: list[str] = []
         self._finish: Any = None
-        self._usage: Any = None
-        self.done = False
-        self.failed = False
 
     # ------------------------------------------------------------ framing
 
@@ -141,39 +138,7 @@ class ResponsesStream:
 
     # ------------------------------------------------------------ the provider's events
 
-    def feed(self, chunk: bytes) -> bytes:
-        data = self._tail + chunk if self._tail else chunk
-        end = last_boundary(data)
-        self._tail = data[end:]
-        if not end or self.failed:
-            return b""
-        out = []
-        for raw in EVENT_END.split(data[:end]):
-            payload, _ = data_of(raw)
-            if payload:
-                out.append(self._chunk(payload))
-        return b"".join(out)
-
-    def _chunk(self, payload: bytes) -> bytes:
-        if payload == b"[DONE]":
-            self.done = True
-            return b""
-        try:
-            obj = loads_answer(payload)
-        except (ValueError, UnicodeDecodeError):
-            return b""
-        if not isinstance(obj, dict) or self.failed:
-            return b""
-        if obj.get("error"):
-            err = obj["error"]
-            message = err.get("message") if isinstance(err, dict) else err
-            return self.error(502, str(message or err), "server_error")
-        if isinstance(obj.get("usage"), dict):
-            self._usage = obj["usage"]
-        choices = obj.get("choices")
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            return b""
-        choice = choices[0]
+    def _chunk(self, choice: dict[str, Any]) -> bytes:
         out = b""
         delta = choice.get("delta")
         if isinstance(delta, dict):
