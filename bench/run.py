@@ -394,44 +394,30 @@ async def measure(t: Target, sizes: Sizes) -> dict[str, float]:
     out["paced_reads"] = min(a.reads for a in answers)  # one read per event: not buffered
     requests += sizes.paced
 
-    if t.name in MESSAGES_TARGETS:  # Anthropic Messages in, Chat Completions to the mock
-        msg = loadgen.messages_request(port, CLIENT_MODEL, key=key)
-        before = cpu()
-        await loadgen.sequential(
-            port, msg, sizes.latency, lambda a: loadgen.check_message(a, expected)
+    if t.name in MESSAGES_TARGETS:  # Messages and Responses in, Chat Completions to the mock
+        protocols = (
+            ("msg", loadgen.messages_request, CLIENT_MODEL, PACED_MODEL),
+            ("resp", loadgen.responses_request, RESPONSES_MODEL, RESPONSES_PACED),
         )
-        msg_one = (cpu() - before) / sizes.latency
-        out["cpu_msg_req_us"] = msg_one * 1e6
-        msg_paced = loadgen.messages_request(port, PACED_MODEL, stream=True, key=key)
-        before = cpu()
-        await loadgen.sequential(
-            port,
-            msg_paced,
-            sizes.paced,
-            lambda a: loadgen.check_messages_stream(a, PACED_CHUNKS),
-        )
-        per_stream = (cpu() - before) / sizes.paced
-        out["cpu_msg_chunk_us"] = (per_stream - msg_one) / (PACED_CHUNKS + 4) * 1e6
-        requests += sizes.latency + sizes.paced
-        # the Responses API in (Codex), translated the same way
-        resp = loadgen.responses_request(port, RESPONSES_MODEL, key=key)
-        before = cpu()
-        await loadgen.sequential(
-            port, resp, sizes.latency, lambda a: loadgen.check_response(a, expected)
-        )
-        resp_one = (cpu() - before) / sizes.latency
-        out["cpu_resp_req_us"] = resp_one * 1e6
-        resp_paced = loadgen.responses_request(port, RESPONSES_PACED, stream=True, key=key)
-        before = cpu()
-        await loadgen.sequential(
-            port,
-            resp_paced,
-            sizes.paced,
-            lambda a: loadgen.check_responses_stream(a, PACED_CHUNKS),
-        )
-        per_stream = (cpu() - before) / sizes.paced
-        out["cpu_resp_chunk_us"] = (per_stream - resp_one) / (PACED_CHUNKS + 4) * 1e6
-        requests += sizes.latency + sizes.paced
+        checks = {
+            "msg": (loadgen.check_message, loadgen.check_messages_stream),
+            "resp": (loadgen.check_response, loadgen.check_responses_stream),
+        }
+        for name, request, model, paced_model in protocols:
+            whole, streamed = checks[name]
+            raw = request(port, model, key=key)
+            before = cpu()
+            await loadgen.sequential(port, raw, sizes.latency, lambda a, c=whole: c(a, expected))
+            one = (cpu() - before) / sizes.latency
+            out[f"cpu_{name}_req_us"] = one * 1e6
+            raw = request(port, paced_model, stream=True, key=key)
+            before = cpu()
+            await loadgen.sequential(
+                port, raw, sizes.paced, lambda a, c=streamed: c(a, PACED_CHUNKS)
+            )
+            per_stream = (cpu() - before) / sizes.paced
+            out[f"cpu_{name}_chunk_us"] = (per_stream - one) / (PACED_CHUNKS + 4) * 1e6
+            requests += sizes.latency + sizes.paced
 
     for label, size, count in (("big1", 1 << 20, sizes.big1), ("big4", 4 << 20, sizes.big4)):
         raw, digest = loadgen.big_request(port, CLIENT_MODEL, size, key)
