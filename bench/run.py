@@ -155,8 +155,9 @@ def cores() -> tuple[int | None, int | None]:
 
 
 LITELLM_KEY = "sk-bench-master-0123456789abcdef"
-# the targets that take Anthropic Messages and translate them to the mock's Chat Completions
-MESSAGES_TARGETS = ("trayproxy", "litellm")
+# the targets that take Anthropic Messages and the Responses API and translate them to the
+# mock's Chat Completions
+TRANSLATING_TARGETS = ("trayproxy", "litellm")
 
 
 @dataclass
@@ -394,7 +395,7 @@ async def measure(t: Target, sizes: Sizes) -> dict[str, float]:
     out["paced_reads"] = min(a.reads for a in answers)  # one read per event: not buffered
     requests += sizes.paced
 
-    if t.name in MESSAGES_TARGETS:  # Messages and Responses in, Chat Completions to the mock
+    if t.name in TRANSLATING_TARGETS:  # Messages and Responses in, Chat Completions to the mock
         protocols = (
             ("msg", loadgen.messages_request, CLIENT_MODEL, PACED_MODEL),
             ("resp", loadgen.responses_request, RESPONSES_MODEL, RESPONSES_PACED),
