@@ -170,6 +170,7 @@ def test_keys_panel_stores_a_key_that_the_next_request_uses(
     keyring.set_keyring(FileKeyring())
     path = tmp_path / "config.toml"
     path.write_text(
+        "[server]\nport = 0\n"
         f'[providers.fake]\nbase_url = "{upstream.url}/v1"\napi_key = "keyring:fake"\n'
         '[providers.groq]\nbase_url = "https://api.groq.com/openai/v1"\n'
         '[providers.mistral]\nbase_url = "https://api.mistral.ai/v1"\n'

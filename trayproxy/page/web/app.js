@@ -429,6 +429,7 @@ function keyForm(p) {
   return form;
 }
 
+let keysShown = false;
 async function loadKeys() {
   try {
     const data = await (await api(`${API}/keys`)).json();
@@ -448,6 +449,9 @@ async function loadKeys() {
     const state = $("#keys-state");
     state.textContent = lacking ? `${lacking} provider${lacking === 1 ? " needs" : "s need"} a key` : "every provider has what it needs";
     state.className = lacking ? "bad" : "";
+    // open when a key is missing; folded away once every provider has what it needs
+    if (!keysShown || lacking) $("#keys-details").open = lacking > 0;
+    keysShown = true;
   } catch (e) { /* the rest of the page still works */ }
 }
 
