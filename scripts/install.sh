@@ -58,19 +58,37 @@ if [ -z "$PY" ] || ! usable "$PY"; then
     exit 1
 fi
 
-# An earlier install may be running: stop it before its files are replaced.
+# An earlier install may be running (even one that does not answer): stop it before its
+# files are replaced. `stop` is quiet and succeeds when nothing runs.
 RESTART=0
-if [ -x "$VENV/bin/trayproxy" ] && "$VENV/bin/trayproxy" status >/dev/null 2>&1; then
-    RESTART=1
+if [ -x "$VENV/bin/trayproxy" ]; then
+    case "$("$VENV/bin/trayproxy" status 2>/dev/null || true)" in
+        *"is not running"*) ;;
+        *) RESTART=1 ;;
+    esac
     "$VENV/bin/trayproxy" stop >/dev/null 2>&1 || true
 fi
 
-# --system-site-packages lets the venv use the distro's PyGObject (python3-gi).
-if ! "$PY" -m venv --clear --system-site-packages "$VENV"; then
+# The environment is made anew only for another Python; else upgraded in place, so that a
+# failed download leaves the earlier install working. --system-site-packages lets it use the
+# distro's PyGObject (python3-gi).
+base_of() { "$1" -c 'import os, sys; print(os.path.realpath(sys._base_executable))' 2>/dev/null; }
+CLEAR=--clear
+if [ -x "$VENV/bin/python" ] && [ "$(base_of "$VENV/bin/python")" = "$(base_of "$PY")" ]; then
+    CLEAR=""
+fi
+if ! "$PY" -m venv $CLEAR --system-site-packages "$VENV"; then
     echo "Could not create a virtual environment with $PY (Debian/Ubuntu: install python3-venv)." >&2
     exit 1
 fi
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check .
+if ! "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade .; then
+    echo "The install failed (see pip's message above); nothing else was changed." >&2
+    if [ "$RESTART" = 1 ] && [ -x "$VENV/bin/trayproxy" ]; then
+        echo "Starting the trayproxy that was running again." >&2
+        (setsid "$VENV/bin/trayproxy" </dev/null >/dev/null 2>&1 &) 2>/dev/null || true
+    fi
+    exit 1
+fi
 
 MENU_NOTE=""
 if [ "$LINUX" = 1 ] && ! has_gi "$VENV/bin/python"; then

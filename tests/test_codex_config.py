@@ -89,3 +89,11 @@ def test_merge_keeps_the_user_s_file_and_makes_a_backup(tmp_path: Path, upstream
     out = _trayproxy("codex", "--config", str(config), "--merge", "--file", str(broken))
     assert out.returncode == 1 and "not valid TOML" in out.stderr
     assert broken.read_text() == "not [ toml"
+
+
+def test_merge_drops_an_env_key_once_the_token_is_gone(tmp_path: Path, upstream) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[model_providers.trayproxy]\nenv_key = "TRAYPROXY_TOKEN"\n')
+    result = codex_config.merge_into(path, parse(config_text(upstream.url)), "http://x/v1")
+    assert "env_key" not in tomlkit.parse(path.read_text()).unwrap()["model_providers"]["trayproxy"]
+    assert "model_providers.trayproxy" in result.updated

@@ -199,3 +199,16 @@ def test_the_keys_api_takes_a_key_only_from_the_page_and_never_gives_one_back(
         assert b"kc-secret-2" not in body
     finally:
         keyring.set_keyring(previous)
+
+
+def test_the_keys_panel_offers_the_keychain_for_a_key_found_in_the_usual_variable() -> None:
+    """No api_key line, key found in $GROQ_API_KEY: a key stored in the keychain would be
+    read first, so the panel offers to store one (not "remove the api_key line")."""
+    from trayproxy.page.keys import keychain_entry
+
+    text = '[providers.groq]\nbase_url = "https://api.groq.com/openai/v1"\n'
+    provider = parse(text, environ={"GROQ_API_KEY": "gsk-x"}).providers["groq"]
+    assert provider.api_key.source == "env:GROQ_API_KEY" and provider.api_key.automatic
+    assert keychain_entry(provider) == "groq"
+    written = parse(text + 'api_key = "env:GROQ_API_KEY"\n', environ={"GROQ_API_KEY": "g"})
+    assert keychain_entry(written.providers["groq"]) is None

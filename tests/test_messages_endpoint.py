@@ -430,3 +430,36 @@ def test_a_chat_provider_s_rate_limit_reaches_claude_code_as_anthropic_s(serve) 
     assert err.value.body["error"]["type"] == "rate_limit_error"
     assert err.value.response.headers["retry-after"] == "7"  # the provider's, passed on
     assert "fake upstream says 429" in err.value.body["error"]["message"]
+
+
+def test_a_native_provider_gets_the_token_cap_and_no_signatures_it_never_made() -> None:
+    """Passed through untouched but for two things: max_tokens clamped to the mapping's
+    max_output_tokens, and thinking blocks trayproxy signed on a translated turn removed."""
+    from trayproxy.gateway.translate import _for_native
+    from trayproxy.protocols.messages_answer import signature
+
+    body = {
+        "model": "m",
+        "max_tokens": 32000,
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "thinking", "thinking": "t", "signature": signature("t")},
+                    {"type": "thinking", "thinking": "u", "signature": "EqQBCkYIBxgC"},
+                    {"type": "text", "text": "ok"},
+                ],
+            },
+        ],
+    }
+    notes: list[str] = []
+    out = _for_native(body, "messages", 8192, notes)
+    assert out["max_tokens"] == 8192
+    kept = out["messages"][1]["content"]
+    assert [b.get("signature") for b in kept] == ["EqQBCkYIBxgC", None]
+    assert notes == [
+        "max_tokens 32000 → 8192 (the model's max_output_tokens)",
+        "thinking blocks from a translated turn removed (1)",
+    ]
+    assert body["max_tokens"] == 32000  # the client's body is not changed

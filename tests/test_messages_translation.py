@@ -335,3 +335,27 @@ def test_a_provider_error_mid_stream_becomes_an_error_event() -> None:
     message = validate(parse_sse(out))
     assert message["error"]["message"] == "overloaded, try later"
     assert message["content"][0]["text"] == "so far"
+
+
+def test_odd_provider_streams_still_end_as_anthropic_says() -> None:
+    # the last event without its blank line, then the end of the body
+    t = MessagesStream(model="m", input_tokens=5, stop_sequences=[])
+    out = t.start() + t.feed(
+        b'data: {"choices":[{"delta":{"content":"hi"},"finish_reason":"stop"}]}\n'
+    )
+    message = validate(parse_sse(out + t.finish()))
+    assert message["content"][0]["text"] == "hi" and message["stop_reason"] == "end_turn"
+    assert t.error(502, "late") == b""  # one end only
+    # Mistral's in-stream error shape, and tool arguments sent as an object
+    t = MessagesStream(model="m", input_tokens=5, stop_sequences=[])
+    call = {"index": 0, "id": "c1", "function": {"name": "f", "arguments": {"a": 1}}}
+    out = t.start() + t.feed(sse(delta(tool_calls=[call])))
+    out += t.feed(sse({"object": "error", "message": "boom"}))
+    message = validate(parse_sse(out + t.finish()))
+    assert message["error"]["message"] == "boom"
+    assert message["content"][0]["input"] == {"a": 1}
+
+
+def test_a_profile_that_asks_no_usage_gets_no_stream_options() -> None:
+    body = {"model": "m", "messages": [], "stream": True}
+    assert "stream_options" not in to_chat(body, include_usage=False).body

@@ -273,3 +273,34 @@ def test_a_whole_answer_becomes_a_response() -> None:
     assert [i["type"] for i in response["output"]] == ["reasoning", "message", "custom_tool_call"]
     assert response["output"][2]["input"] == "P"
     assert response["status"] == "completed" and response["usage"]["total_tokens"] == 15
+
+
+def test_tool_output_images_follow_as_the_user_s_and_lone_flags_are_not_sent() -> None:
+    image = {"type": "input_image", "image_url": "data:image/png;base64,AA"}
+    body = {
+        "model": "m",
+        "input": [
+            {"type": "function_call", "call_id": "c", "name": "shot", "arguments": "{}"},
+            {
+                "type": "function_call_output",
+                "call_id": "c",
+                "output": [{"type": "input_text", "text": "a screenshot"}, image],
+            },
+        ],
+        "tools": [{"type": "web_search"}],
+        "parallel_tool_calls": True,
+    }
+    out = to_chat(body).body
+    assert [m["role"] for m in out["messages"]] == ["assistant", "tool", "user"]
+    assert out["messages"][1]["content"] == "a screenshot"
+    assert out["messages"][2]["content"][0]["type"] == "image_url"
+    assert "parallel_tool_calls" not in out and "tools" not in out  # refused without tools
+
+
+def test_a_stream_cut_after_its_finish_has_one_terminal_event() -> None:
+    t = ResponsesStream(model="m", input_tokens=7)
+    out = t.start() + t.feed(
+        b'data: {"choices":[{"delta":{"content":"x"},"finish_reason":"stop"}]}'
+    )
+    out += t.finish() + t.error(502, "cut")
+    assert validate(parse_sse(out))["status"] == "completed"

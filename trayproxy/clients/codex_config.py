@@ -93,9 +93,12 @@ class MergeResult:
         return "\n".join(lines)
 
 
-def merge(text: str, values: dict[str, object], table: str | None = None) -> tuple[str, bool]:
-    """``text`` with ``values`` set (in ``table``, or at the top): only those keys change;
-    everything else stays. Returns the text and whether it changed."""
+def merge(
+    text: str, values: dict[str, object], table: str | None = None, drop: tuple[str, ...] = ()
+) -> tuple[str, bool]:
+    """``text`` with ``values`` set (in ``table``, or at the top) and the keys ``drop``
+    removed: only those keys change; everything else stays. Returns the text and whether it
+    changed."""
     doc = tomlkit.parse(text)
     target = doc
     if table is not None:
@@ -111,21 +114,29 @@ def merge(text: str, values: dict[str, object], table: str | None = None) -> tup
             new.add(tomlkit.nl())
             parent.add(name, new)
         target = parent[name]
-    if all(target.get(k) == v for k, v in values.items()):
+    stale = [k for k in drop if k in target]
+    if not stale and all(target.get(k) == v for k, v in values.items()):
         return text, False
+    for key in stale:
+        del target[key]
     for key, value in values.items():
         target[key] = value
     return tomlkit.dumps(doc), True
 
 
 def _merge_file(
-    path: Path, values: dict[str, object], table: str | None, label: str, result: MergeResult
+    path: Path,
+    values: dict[str, object],
+    table: str | None,
+    label: str,
+    result: MergeResult,
+    drop: tuple[str, ...] = (),
 ) -> None:
     target = Path(os.path.realpath(path))
     exists = target.exists()
     old, newline = read_text(target) if exists else ("", "\n")
     try:
-        text, changed = merge(old, values, table)
+        text, changed = merge(old, values, table, drop)
     except tomlkit.exceptions.ParseError as exc:
         raise ReplaceError(f"{path} is not valid TOML ({exc}); it was left as it is") from None
     if not changed:
@@ -141,7 +152,10 @@ def merge_into(path: Path, config: Config, base_url: str) -> MergeResult:
     to it."""
     result = MergeResult(path)
     table = f"model_providers.{PROVIDER}"
-    _merge_file(path, _provider(config, base_url), table, table, result)
+    provider = _provider(config, base_url)
+    # without a [server] token, an env_key from an earlier merge would make Codex demand it
+    drop = () if "env_key" in provider else ("env_key",)
+    _merge_file(path, provider, table, table, result, drop)
     for name, profile in _profiles(config).items():
         _merge_file(path.with_name(f"{name}.config.toml"), profile, None, name, result)
     return result

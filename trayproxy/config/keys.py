@@ -85,14 +85,14 @@ def resolve(config: Config, text: str, environ: Mapping[str, str] | None = None)
             except KeyRefError:  # no keychain here: the variable, or no key
                 stored = None
             if stored is not None:
-                return KeyRef(f"keyring:{provider}", stored, ref.at)
+                return KeyRef(f"keyring:{provider}", stored, ref.at, automatic=True)
             value = env.get(name, "").strip()
             if value:
                 try:
                     secret = Secret(_sendable(value, f"the environment variable {name}"))
                 except KeyRefError as exc:
                     raise fail(ref, str(exc)) from None
-                return KeyRef(f"env:{name}", secret, ref.at)
+                return KeyRef(f"env:{name}", secret, ref.at, automatic=True)
             return KeyRef(ref.source, None, ref.at)
         try:
             if kind == "env":

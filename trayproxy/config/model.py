@@ -68,6 +68,9 @@ class KeyRef:
     secret: Secret | None = None
     # the key path in config.toml that holds the reference, for error messages
     at: tuple[str, ...] = field(default=(), compare=False, repr=False)
+    # found with no api_key line (the keychain entry named after the provider, or its usual
+    # variable): a key stored in the keychain for it would be read first
+    automatic: bool = field(default=False, compare=False)
 
     @property
     def missing(self) -> bool:

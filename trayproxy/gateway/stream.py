@@ -225,7 +225,8 @@ async def _pump(
         if held:
             with contextlib.suppress(ConnectionError):
                 await out.write(held)
-    if failure is None and sse and not watcher.finished:
+    cut = getattr(rewriter, "unfinished", False)  # a translation that wrote no end
+    if failure is None and sse and (cut or not watcher.finished):
         failure = Failure(
             502,
             f"Provider '{name}' ended the stream without finishing it (no [DONE] and no "

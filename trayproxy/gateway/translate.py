@@ -52,6 +52,12 @@ class Stream(Protocol):
 
     def error(self, status: int, message: str, code: str | None = None) -> bytes: ...
 
+    @property
+    def ended(self) -> bool: ...
+
+    @property
+    def failed(self) -> bool: ...
+
 
 @dataclass
 class Plan:
@@ -101,11 +107,13 @@ def plan(
     native = native_base(route, protocol)
     if native is not None:
         name = "Anthropic Messages" if protocol == MESSAGES else "Responses API"
-        note = f"{name} passed through (the provider speaks it)"
-        return Plan(protocol, body, protocol, native, client_model, notes=[note])
-    reasoning = route.provider.profile.reasoning_request
+        notes = [f"{name} passed through (the provider speaks it)"]
+        body = _for_native(body, protocol, route.max_output_tokens, notes)
+        return Plan(protocol, body, protocol, native, client_model, notes=notes)
+    profile = route.provider.profile
+    reasoning, usage = profile.reasoning_request, profile.include_usage
     if protocol == MESSAGES:
-        translated = messages_request.to_chat(body, reasoning=reasoning)
+        translated = messages_request.to_chat(body, reasoning=reasoning, include_usage=usage)
         stops = body.get("stop_sequences")
         stops = [s for s in stops if isinstance(s, str)] if isinstance(stops, list) else []
         out = Plan(
@@ -116,12 +124,50 @@ def plan(
             dropped = ", ".join(b.strip() for b in beta.split(","))
             out.notes.append("anthropic-beta not sent: " + dropped)
     else:
-        answer = responses_request.to_chat(body, reasoning=reasoning)
+        answer = responses_request.to_chat(body, reasoning=reasoning, include_usage=usage)
         out = Plan(protocol, answer.body, CHAT, None, client_model, notes=answer.notes)
         out.custom_tools = answer.custom_tools
     # the prompt's size for the stream's first events, counted while the provider thinks
     out.input_tokens = asyncio.create_task(asyncio.to_thread(request_tokens, out.body))
     return out
+
+
+def _for_native(
+    body: dict[str, Any], protocol: str, cap: int | None, notes: list[str]
+) -> dict[str, Any]:
+    """A passed-through body, changed in two ways only: its output tokens clamped to the
+    mapping's ``max_output_tokens``, and (Messages) thinking blocks that trayproxy signed
+    when it translated an earlier turn removed, since the provider would refuse their
+    signatures (a conversation that moved from a translated provider to this one)."""
+    key = "max_tokens" if protocol == MESSAGES else "max_output_tokens"
+    value = body.get(key)
+    out = body
+    if cap and isinstance(value, int) and not isinstance(value, bool) and value > cap:
+        out = {**body, key: cap}
+        notes.append(f"{key} {value} → {cap} (the model's max_output_tokens)")
+    if protocol != MESSAGES or messages_answer.SIGNATURE_MARK.encode() not in dumps(body):
+        return out
+    removed = 0
+    messages = []
+    for message in body.get("messages") or []:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            kept = [b for b in content if not _ours(b)]
+            removed += len(content) - len(kept)
+            message = {**message, "content": kept}
+        messages.append(message)
+    if removed:
+        notes.append(f"thinking blocks from a translated turn removed ({removed})")
+        out = {**out, "messages": messages}
+    return out
+
+
+def _ours(block: Any) -> bool:
+    return (
+        isinstance(block, dict)
+        and block.get("type") == "thinking"
+        and str(block.get("signature", "")).startswith(messages_answer.SIGNATURE_MARK)
+    )
 
 
 class Translation:
@@ -143,6 +189,11 @@ class Translation:
 
     def error(self, status: int, message: str, code: str | None = None) -> bytes:
         return self.stream.error(status, message, code)
+
+    @property
+    def unfinished(self) -> bool:
+        """After ``finish``: the client's stream got neither its end nor an error."""
+        return not (self.stream.ended or self.stream.failed)
 
 
 async def translation(p: Plan, first: StreamRewriter | None) -> Translation:

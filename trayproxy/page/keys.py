@@ -22,10 +22,10 @@ def keychain_entry(provider: Provider) -> str | None:
     """The keychain entry the config reads this provider's key from, or None when its key
     comes from elsewhere (an environment variable, config.toml, or no key at all)."""
     source = provider.api_key.source
+    if provider.api_key.automatic or source.startswith("auto:"):
+        return provider.name  # no api_key line: the entry named after the provider, first
     if source.startswith("keyring:"):
         return source.removeprefix("keyring:")
-    if source.startswith("auto:"):  # no api_key line: the entry named after the provider
-        return provider.name
     return None
 
 

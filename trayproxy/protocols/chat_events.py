@@ -18,6 +18,12 @@ class ChatEvents:
         self._usage: Any = None  # the provider's usage chunk, when it sends one
         self.done = False  # [DONE] seen
         self.failed = False  # an error event was sent: nothing more is translated
+        self.ended = False  # the client's protocol's last event was written
+
+    def flush(self) -> bytes:
+        """The provider's last event when its stream ended without a blank line after it."""
+        tail, self._tail = self._tail, b""
+        return self.feed(tail + b"\n\n") if tail.strip() else b""
 
     def feed(self, chunk: bytes) -> bytes:
         data = self._tail + chunk if self._tail else chunk
@@ -42,8 +48,10 @@ class ChatEvents:
             return b""
         if not isinstance(obj, dict) or self.failed:
             return b""
-        if obj.get("error"):
-            err = obj["error"]
+        err = obj.get("error")
+        if not err and "error" in (obj.get("type"), obj.get("object")):
+            err = obj  # {"type": "error", ...}, Mistral's {"object": "error", ...}
+        if err:
             message = err.get("message") if isinstance(err, dict) else err
             return self.error(502, str(message or err), "server_error")
         if isinstance(obj.get("usage"), dict):

@@ -25,11 +25,14 @@ def message_id() -> str:
     return "msg_tp" + secrets.token_hex(12)
 
 
+SIGNATURE_MARK = "tp1"  # how a signature trayproxy made starts
+
+
 def signature(thinking: str) -> str:
     """A thinking block's signature: Anthropic's clients send it back and some refuse a
     block without one. Providers behind a translation do not check it."""
     digest = hashlib.sha256(thinking.encode("utf-8", "surrogatepass")).digest()
-    return "tp1" + base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+    return SIGNATURE_MARK + base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
 
 
 def stop_reason(

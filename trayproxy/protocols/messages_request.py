@@ -55,7 +55,9 @@ class Translated:
     notes: list[str] = field(default_factory=list)
 
 
-def to_chat(body: dict[str, Any], *, reasoning: str = "none") -> Translated:
+def to_chat(
+    body: dict[str, Any], *, reasoning: str = "none", include_usage: bool = True
+) -> Translated:
     """The Chat Completions body for a Messages ``body`` (which is not modified)."""
     dropped: Counter[str] = Counter()
     moved = 0
@@ -82,7 +84,8 @@ def to_chat(body: dict[str, Any], *, reasoning: str = "none") -> Translated:
         out["stop"] = stops
     if body.get("stream") is True:
         out["stream"] = True
-        out["stream_options"] = {"include_usage": True}  # message_delta needs the counts
+        if include_usage:  # message_delta needs the counts (a profile may say no)
+            out["stream_options"] = {"include_usage": True}
     _tools(body, out, dropped)
     _thinking(body, out, reasoning, dropped)
     for key in body:

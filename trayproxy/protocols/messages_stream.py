@@ -11,6 +11,7 @@ the provider did not finish gets no ``message_stop``: the relay ends it with ``e
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from trayproxy.core.estimate import text_tokens
@@ -63,9 +64,11 @@ class MessagesStream(ChatEvents):
     def finish(self) -> bytes:
         """The closing events, when the provider finished its answer (else nothing: the
         relay sends an error for a truncated answer)."""
-        if self.failed or not (self.done or self._finish is not None):
-            return b""
-        out = self._close()
+        out = self.flush()
+        if self.failed or self.ended or not (self.done or self._finish is not None):
+            return out
+        self.ended = True
+        out += self._close()
         reason, sequence = messages_answer.stop_reason(
             self._finish, self._matched, self.stop_sequences, self._has_tool_use
         )
@@ -82,6 +85,8 @@ class MessagesStream(ChatEvents):
 
     def error(self, status: int, message: str, code: str | None = None) -> bytes:
         """``event: error``: the stream's last event when it fails after it began."""
+        if self.ended or self.failed:  # one last event: the stream has had its end
+            return b""
         self.failed = True
         return self._close() + error_event(status, message)
 
@@ -130,6 +135,8 @@ class MessagesStream(ChatEvents):
             self._tool, self._id = index, call_id
             self._has_tool_use = True
         arguments = function.get("arguments")
+        if isinstance(arguments, dict):  # some servers send the object itself
+            arguments = json.dumps(arguments, ensure_ascii=False)
         if isinstance(arguments, str) and arguments:
             out += self._piece("input_json_delta", "partial_json", arguments)
         return out

@@ -59,7 +59,9 @@ class Translated:
     notes: list[str] = field(default_factory=list)
 
 
-def to_chat(body: dict[str, Any], *, reasoning: str = "none") -> Translated:
+def to_chat(
+    body: dict[str, Any], *, reasoning: str = "none", include_usage: bool = True
+) -> Translated:
     """The Chat Completions body for a Responses ``body`` (which is not modified)."""
     if body.get("previous_response_id"):
         raise StatefulRequestError(
@@ -80,12 +82,13 @@ def to_chat(body: dict[str, Any], *, reasoning: str = "none") -> Translated:
     out: dict[str, Any] = {"model": body.get("model"), "messages": messages}
     if isinstance(body.get("max_output_tokens"), int):
         out["max_tokens"] = body["max_output_tokens"]
-    for key in ("temperature", "top_p", "parallel_tool_calls"):
+    for key in ("temperature", "top_p"):
         if key in body and body[key] is not None:
             out[key] = body[key]
     if body.get("stream") is True:
         out["stream"] = True
-        out["stream_options"] = {"include_usage": True}  # response.completed needs the counts
+        if include_usage:  # the last event needs the counts (a profile may say no)
+            out["stream_options"] = {"include_usage": True}
     custom = _tools(body, out, dropped)
     _text_format(body, out, dropped)
     _reasoning(body, out, reasoning, dropped)
@@ -169,11 +172,16 @@ def _messages(
             )
         elif kind in ("function_call_output", "custom_tool_call_output"):
             output = item.get("output")
+            images: list[dict[str, Any]] = []
             if not isinstance(output, str):
-                output = _text_of(_content(output, dropped))
-            out.append(
-                {"role": "tool", "tool_call_id": item.get("call_id") or "", "content": output}
-            )
+                content = _content(output, dropped)
+                output = _text_of(content)
+                if isinstance(content, list):
+                    images = [p for p in content if p["type"] != "text"]
+            call_id = item.get("call_id") or ""
+            out.append({"role": "tool", "tool_call_id": call_id, "content": output})
+            if images:  # a tool message carries text only: its images follow as the user's
+                out.append({"role": "user", "content": images})
         else:
             dropped[f"{kind} item"] += 1
     return out, moved
@@ -264,6 +272,8 @@ def _tools(body: dict[str, Any], out: dict[str, Any], dropped: Counter[str]) -> 
             dropped[f"hosted tool {kind}"] += 1
     if functions:
         out["tools"] = functions
+        if isinstance(body.get("parallel_tool_calls"), bool):  # refused without tools
+            out["parallel_tool_calls"] = body["parallel_tool_calls"]
     choice = body.get("tool_choice")
     if functions and choice in ("auto", "none", "required"):
         out["tool_choice"] = choice

@@ -116,9 +116,11 @@ class ResponsesStream(ChatEvents):
     def finish(self) -> bytes:
         """The last events, when the provider finished (else nothing: the relay sends
         ``response.failed`` for a truncated answer)."""
-        if self.failed or not (self.done or self._finish is not None):
-            return b""
-        out = self._close()
+        out = self.flush()
+        if self.failed or self.ended or not (self.done or self._finish is not None):
+            return out
+        self.ended = True
+        out += self._close()
         written = text_tokens("".join(self._written)) if self._usage is None else 0
         used = usage(self._usage, self.input_tokens, written)
         if self._finish == "length":
@@ -130,6 +132,8 @@ class ResponsesStream(ChatEvents):
 
     def error(self, status: int, message: str, code: str | None = None) -> bytes:
         """``response.failed``: the stream's last event when it fails after it began."""
+        if self.ended or self.failed:  # exactly one terminal event
+            return b""
         self.failed = True
         error = {"code": code or error_code(status), "message": message}
         return self._close() + self._event(
@@ -229,6 +233,8 @@ class ResponsesStream(ChatEvents):
                 out += self._add(item)
             self._tool = index
         arguments = function.get("arguments")
+        if isinstance(arguments, dict):  # some servers send the object itself
+            arguments = json.dumps(arguments, ensure_ascii=False)
         if isinstance(arguments, str) and arguments:
             self._text.append(arguments)
             self._written.append(arguments)
