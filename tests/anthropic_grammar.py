@@ -52,10 +52,11 @@ checks raise explicitly rather than with ``assert``, so they also hold under ``p
 from __future__ import annotations
 
 import copy
-import json
 import re
 from collections.abc import Sequence
 from typing import Any, NoReturn
+
+from tests.sse_text import blocks, is_count, require, short, strict_json
 
 Event = tuple[str, dict[str, Any]]
 
@@ -103,60 +104,13 @@ _USAGE_COUNTS = (
 )
 
 
-def _require(condition: object, message: str) -> None:
-    if not condition:
-        raise AssertionError(message)
-
-
-def _is_count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _strict_json(text: str) -> Any:
-    """json.loads without the NaN / Infinity extensions, which are not JSON."""
-
-    def reject(constant: str) -> NoReturn:
-        raise ValueError(f"{constant} is not JSON")
-
-    return json.loads(text, parse_constant=reject)
-
-
-def _short(text: str, limit: int = 200) -> str:
-    return repr(text if len(text) <= limit else text[:limit] + "...")
-
-
 # --- framing ---------------------------------------------------------------------------------
 
 
 def parse_sse(raw: bytes) -> list[Event]:
     """Split an SSE byte stream into (event name, decoded JSON data) pairs, checking framing."""
-    _require(isinstance(raw, (bytes, bytearray)), f"expected bytes, got {type(raw).__name__}")
-    try:
-        text = bytes(raw).decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise AssertionError(f"SSE stream is not valid UTF-8: {exc}") from None
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-
-    events: list[Event] = []
-    block: list[tuple[int, str]] = []
-    # The last element follows the final line end: it is an unfinished line (or "").
-    for lineno, line in enumerate(lines[:-1], 1):
-        if line:
-            block.append((lineno, line))
-            continue
-        if block:
-            event = _parse_block(block)
-            if event is not None:
-                events.append(event)
-            block = []
-
-    leftover = "\n".join([line for _, line in block] + [lines[-1]])
-    first = block[0][0] if block else len(lines)
-    _require(
-        not leftover.strip(),
-        f"line {first}: unterminated event (no blank line after it): {_short(leftover)}",
-    )
-    return events
+    events = (_parse_block(block) for block in blocks(raw))
+    return [event for event in events if event is not None]
 
 
 def _parse_block(block: list[tuple[int, str]]) -> Event | None:
@@ -172,7 +126,7 @@ def _parse_block(block: list[tuple[int, str]]) -> Event | None:
         if colon and value.startswith(" "):
             value = value[1:]
         if field == "event":
-            _require(name is None, f"line {lineno}: a second event: line in one event")
+            require(name is None, f"line {lineno}: a second event: line in one event")
             name = value
         elif field == "data":
             if not data_lines:
@@ -185,21 +139,21 @@ def _parse_block(block: list[tuple[int, str]]) -> Event | None:
             )
     if name is None and not data_lines:
         return None
-    _require(name, f"{where}: event block without an event: name")
+    require(name, f"{where}: event block without an event: name")
     assert name is not None  # for type checkers; _require has checked it
-    _require(data_lines, f"{where}: event {name!r} has no data: line")
+    require(data_lines, f"{where}: event {name!r} has no data: line")
     raw_data = "\n".join(data_lines)
     try:
-        data = _strict_json(raw_data)
+        data = strict_json(raw_data)
     except ValueError as exc:
         raise AssertionError(
-            f"{data_at}: event {name!r}: data is not JSON ({exc}): {_short(raw_data)}"
+            f"{data_at}: event {name!r}: data is not JSON ({exc}): {short(raw_data)}"
         ) from None
-    _require(
+    require(
         isinstance(data, dict),
         f"{data_at}: event {name!r}: data is a JSON {type(data).__name__}, not an object",
     )
-    _require(
+    require(
         data.get("type") == name,
         f"{where}: event name {name!r} differs from its data's type {data.get('type')!r}",
     )
@@ -235,7 +189,7 @@ class _Checker:
 
     def index_of(self, data: dict[str, Any]) -> int:
         index = data.get("index")
-        self.need(_is_count(index), f"index must be a non-negative integer, got {index!r}")
+        self.need(is_count(index), f"index must be a non-negative integer, got {index!r}")
         return index  # type: ignore[no-any-return]
 
     def need_message(self) -> None:
@@ -297,7 +251,7 @@ class _Checker:
         assert isinstance(usage, dict)
         for key in ("input_tokens", "output_tokens"):
             self.need(
-                _is_count(usage.get(key)),
+                is_count(usage.get(key)),
                 f"message.usage.{key} must be a non-negative integer, got {usage.get(key)!r}",
             )
         if self.request_had_input:
@@ -415,11 +369,11 @@ class _Checker:
         if not self.json_buf.strip():
             return {}
         try:
-            value = _strict_json(self.json_buf)
+            value = strict_json(self.json_buf)
         except ValueError as exc:
             self.fail(
                 f"tool_use block {index}: the concatenated partial_json is not JSON ({exc}): "
-                f"{_short(self.json_buf)}"
+                f"{short(self.json_buf)}"
             )
         self.need(
             isinstance(value, dict),
@@ -464,13 +418,13 @@ class _Checker:
         assert isinstance(usage, dict)
         output_tokens = usage.get("output_tokens")
         self.need(
-            _is_count(output_tokens),
+            is_count(output_tokens),
             f"usage.output_tokens must be a non-negative integer, got {output_tokens!r}",
         )
         for key in _USAGE_COUNTS:
             value = usage.get(key)
             self.need(
-                value is None or _is_count(value),
+                value is None or is_count(value),
                 f"usage.{key} must be a non-negative integer or null, got {value!r}",
             )
         assert self.message is not None
@@ -514,7 +468,7 @@ class _Checker:
         # An error ended the stream: hand back what had arrived, as it stood.
         if self.open is not None and self.blocks[self.open]["type"] == "tool_use":
             try:
-                parsed = _strict_json(self.json_buf) if self.json_buf.strip() else {}
+                parsed = strict_json(self.json_buf) if self.json_buf.strip() else {}
             except ValueError:
                 parsed = None
             if isinstance(parsed, dict):
@@ -542,11 +496,11 @@ def validate(events: Sequence[Event], *, request_had_input: bool = True) -> dict
     ``"error"`` key holding the error object (and ``id``/``model``/``usage`` None if the error
     came before ``message_start``).
     """
-    _require(
+    require(
         isinstance(events, Sequence) and not isinstance(events, (str, bytes)),
         f"expected a sequence of (name, data) events, got {type(events).__name__}",
     )
-    _require(events, "empty stream: expected message_start ... message_stop")
+    require(events, "empty stream: expected message_start ... message_stop")
     checker = _Checker(request_had_input)
     for i, event in enumerate(events):
         checker.feed(i, event)

@@ -91,6 +91,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
+from tests.sse_text import blocks, is_count, require, short, strict_json
+
 Event = dict[str, Any]
 
 LIFECYCLE_EVENTS = frozenset({"response.created", "response.in_progress"})
@@ -142,30 +144,8 @@ EVENT_TYPES = frozenset(
 )
 
 
-def _require(condition: object, message: str) -> None:
-    if not condition:
-        raise AssertionError(message)
-
-
-def _is_count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
 def _is_name(value: object) -> bool:
     return isinstance(value, str) and bool(value)
-
-
-def _strict_json(text: str) -> Any:
-    """json.loads without the NaN / Infinity extensions, which are not JSON."""
-
-    def reject(constant: str) -> NoReturn:
-        raise ValueError(f"{constant} is not JSON")
-
-    return json.loads(text, parse_constant=reject)
-
-
-def _short(text: str, limit: int = 200) -> str:
-    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 # --- framing ---------------------------------------------------------------------------------
@@ -173,33 +153,8 @@ def _short(text: str, limit: int = 200) -> str:
 
 def parse_sse(raw: bytes) -> list[Event]:
     """Split an SSE byte stream into the decoded JSON data of each event, checking framing."""
-    _require(isinstance(raw, (bytes, bytearray)), f"expected bytes, got {type(raw).__name__}")
-    try:
-        text = bytes(raw).decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise AssertionError(f"SSE stream is not valid UTF-8: {exc}") from None
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-
-    events: list[Event] = []
-    block: list[tuple[int, str]] = []
-    # The last element follows the final line end: it is an unfinished line (or "").
-    for lineno, line in enumerate(lines[:-1], 1):
-        if line:
-            block.append((lineno, line))
-            continue
-        if block:
-            event = _parse_block(block)
-            if event is not None:
-                events.append(event)
-            block = []
-
-    leftover = "\n".join([line for _, line in block] + [lines[-1]])
-    first = block[0][0] if block else len(lines)
-    _require(
-        not leftover.strip(),
-        f"line {first}: unterminated event (no blank line after it): {_short(leftover)}",
-    )
-    return events
+    events = (_parse_block(block) for block in blocks(raw))
+    return [event for event in events if event is not None]
 
 
 def _parse_block(block: list[tuple[int, str]]) -> Event | None:
@@ -213,10 +168,10 @@ def _parse_block(block: list[tuple[int, str]]) -> Event | None:
         if colon and value.startswith(" "):
             value = value[1:]
         if key == "event":
-            _require(name is None, f"line {lineno}: a second event: line in one event")
+            require(name is None, f"line {lineno}: a second event: line in one event")
             name = value
         elif key == "data":
-            _require(
+            require(
                 data is None,
                 f"line {lineno}: a second data: line in one event "
                 "(each Responses event is one line of JSON)",
@@ -230,30 +185,30 @@ def _parse_block(block: list[tuple[int, str]]) -> Event | None:
     if name is None and data is None:
         return None
     where = f"line {block[0][0]}"
-    _require(data is not None, f"{where}: event {name!r} has no data: line")
+    require(data is not None, f"{where}: event {name!r} has no data: line")
     assert data is not None  # for type checkers; _require has checked it
     lineno, raw_data = data
-    _require(
+    require(
         raw_data.strip() != "[DONE]",
         f"line {lineno}: data: [DONE] is Chat Completions' end marker; "
         "the Responses API never sends it (its stream ends with the terminal event)",
     )
     try:
-        value = _strict_json(raw_data)
+        value = strict_json(raw_data)
     except ValueError as exc:
         raise AssertionError(
-            f"line {lineno}: data is not JSON ({exc}): {_short(raw_data)}"
+            f"line {lineno}: data is not JSON ({exc}): {short(raw_data)}"
         ) from None
-    _require(
+    require(
         isinstance(value, dict),
         f"line {lineno}: data is a JSON {type(value).__name__}, not an object",
     )
     kind = value.get("type")
-    _require(
+    require(
         isinstance(kind, str) and kind,
-        f"line {lineno}: data has no string type: {_short(raw_data)}",
+        f"line {lineno}: data has no string type: {short(raw_data)}",
     )
-    _require(
+    require(
         name is None or name == kind,
         f"{where}: event: line {name!r} differs from its data's type {kind!r}",
     )
@@ -317,7 +272,7 @@ class _Checker:
 
     def count(self, data: dict[str, Any], key: str) -> int:
         value = data.get(key)
-        self.need(_is_count(value), f"{key} must be a non-negative integer, got {value!r}")
+        self.need(is_count(value), f"{key} must be a non-negative integer, got {value!r}")
         return value  # type: ignore[no-any-return]
 
     def string(self, data: dict[str, Any], key: str, where: str = "") -> str:
@@ -363,7 +318,7 @@ class _Checker:
         if self.i == 0:
             if "sequence_number" in data:
                 self.need(
-                    _is_count(number),
+                    is_count(number),
                     f"sequence_number must be a non-negative integer, got {number!r}",
                 )
                 self.sequence_base = number
@@ -380,7 +335,7 @@ class _Checker:
             f"no sequence_number, but event #0 has one (expected {expected})",
         )
         self.need(
-            number == expected and _is_count(number),
+            number == expected and is_count(number),
             f"sequence_number {number!r}, expected {expected} (they count up by 1)",
         )
 
@@ -472,7 +427,7 @@ class _Checker:
             self.need(
                 got == want,
                 f"response.output[{index}] differs from output_item.done's item: "
-                f"{_short(json.dumps(got))} != {_short(json.dumps(want))}",
+                f"{short(json.dumps(got))} != {short(json.dumps(want))}",
             )
         self.check_usage(response)
 
@@ -480,7 +435,7 @@ class _Checker:
         usage = self.obj(response, "usage", "response.")
         for key in ("input_tokens", "output_tokens", "total_tokens"):
             self.need(
-                _is_count(usage.get(key)),
+                is_count(usage.get(key)),
                 f"usage.{key} must be a non-negative integer, got {usage.get(key)!r}",
             )
         total = usage["input_tokens"] + usage["output_tokens"]
@@ -496,7 +451,7 @@ class _Checker:
             part = self.obj(usage, details, "usage.")
             value = part.get(key)
             self.need(
-                _is_count(value),
+                is_count(value),
                 f"usage.{details}.{key} must be a non-negative integer, got {value!r}",
             )
             self.need(
@@ -623,7 +578,7 @@ class _Checker:
         self.need(
             isinstance(content, list) and _texts(content) == want,
             f"item.content must be {len(want)} output_text part(s) with the streamed text "
-            f"{[text for _, text in want]!r}, got {_short(json.dumps(content))}",
+            f"{[text for _, text in want]!r}, got {short(json.dumps(content))}",
         )
 
     def done_reasoning(self, item: _Item, done: dict[str, Any]) -> None:
@@ -636,7 +591,7 @@ class _Checker:
         self.need(
             isinstance(summary, list) and _texts(summary) == want,
             f"item.summary must be {len(want)} summary_text part(s) with the streamed text "
-            f"{[text for _, text in want]!r}, got {_short(json.dumps(summary))}",
+            f"{[text for _, text in want]!r}, got {short(json.dumps(summary))}",
         )
         content = done.get("content")
         want = [("reasoning_text", p.text) for p in item.texts]
@@ -644,7 +599,7 @@ class _Checker:
             (content is None and not want)
             or (isinstance(content, list) and _texts(content) == want),
             f"item.content must be {len(want)} reasoning_text part(s) with the streamed text "
-            f"{[text for _, text in want]!r}, got {_short(json.dumps(content))}",
+            f"{[text for _, text in want]!r}, got {short(json.dumps(content))}",
         )
 
     def done_function_call(self, item: _Item, done: dict[str, Any]) -> None:
@@ -656,13 +611,13 @@ class _Checker:
         arguments = self.string(done, "arguments", "item.")
         self.need(
             arguments == item.final,
-            f"item.arguments {_short(arguments)} differs from function_call_arguments.done's "
-            f"{_short(item.final or '')}",
+            f"item.arguments {short(arguments)} differs from function_call_arguments.done's "
+            f"{short(item.final or '')}",
         )
         try:
-            parsed = _strict_json(arguments)
+            parsed = strict_json(arguments)
         except ValueError as exc:
-            self.fail(f"item.arguments is not JSON ({exc}): {_short(arguments)}")
+            self.fail(f"item.arguments is not JSON ({exc}): {short(arguments)}")
         self.need(
             isinstance(parsed, dict),
             f"item.arguments is a JSON {type(parsed).__name__}, not an object",
@@ -678,8 +633,8 @@ class _Checker:
         value = self.string(done, "input", "item.")
         self.need(
             item.final is None or value == item.final,
-            f"item.input {_short(value)} differs from custom_tool_call_input.done's "
-            f"{_short(item.final or '')}",
+            f"item.input {short(value)} differs from custom_tool_call_input.done's "
+            f"{short(item.final or '')}",
         )
 
     def same_call(self, item: _Item, done: dict[str, Any]) -> None:
@@ -750,7 +705,7 @@ class _Checker:
         text = self.string(data, "text")
         self.need(
             text == part.text,
-            f"text {_short(text)} differs from the deltas joined {_short(part.text)}",
+            f"text {short(text)} differs from the deltas joined {short(part.text)}",
         )
         part.stage = "text_done"
 
@@ -760,7 +715,7 @@ class _Checker:
         body = self.obj(data, "part")
         self.need(
             body.get("type") == kind and body.get("text") == part.text,
-            f"part must be {{'type': {kind!r}, 'text': {_short(part.text)}}}, got {body!r}",
+            f"part must be {{'type': {kind!r}, 'text': {short(part.text)}}}, got {body!r}",
         )
         part.stage = "done"
 
@@ -827,7 +782,7 @@ class _Checker:
         text = self.string(data, "text")
         self.need(
             text == part.text,
-            f"text {_short(text)} differs from the deltas joined {_short(part.text)}",
+            f"text {short(text)} differs from the deltas joined {short(part.text)}",
         )
         part.stage = "done"
 
@@ -838,7 +793,7 @@ class _Checker:
         if not item.streamed:
             self.need(
                 item.added["arguments"] == "",
-                f"the item was added with arguments {_short(item.added['arguments'])} and "
+                f"the item was added with arguments {short(item.added['arguments'])} and "
                 "deltas follow (the SDK appends deltas to the added arguments)",
             )
         item.buffer += self.string(data, "delta")
@@ -850,9 +805,9 @@ class _Checker:
         want = item.buffer if item.streamed else item.added["arguments"]
         self.need(
             arguments == want,
-            f"arguments {_short(arguments)} differ from "
+            f"arguments {short(arguments)} differ from "
             + ("the deltas joined" if item.streamed else "the added item's arguments")
-            + f" {_short(want)}",
+            + f" {short(want)}",
         )
         if "name" in data:
             self.need(
@@ -868,7 +823,7 @@ class _Checker:
         if not item.streamed:
             self.need(
                 item.added.get("input", "") == "",
-                f"the item was added with input {_short(item.added['input'])} and deltas follow",
+                f"the item was added with input {short(item.added['input'])} and deltas follow",
             )
         item.buffer += self.string(data, "delta")
         item.streamed = True
@@ -879,9 +834,9 @@ class _Checker:
         want = item.buffer if item.streamed else item.added.get("input", "")
         self.need(
             value == want,
-            f"input {_short(value)} differs from "
+            f"input {short(value)} differs from "
             + ("the deltas joined" if item.streamed else "the added item's input")
-            + f" {_short(want)}",
+            + f" {short(want)}",
         )
         item.final = value
 
@@ -932,11 +887,11 @@ def validate(events: Sequence[Event], *, allow_error_event: bool = False) -> dic
     a terminal response event; that event's data is then returned (its ``"type"`` is
     ``"error"``, where a response object has ``"object": "response"``).
     """
-    _require(
+    require(
         isinstance(events, Sequence) and not isinstance(events, (str, bytes)),
         f"expected a sequence of event objects, got {type(events).__name__}",
     )
-    _require(events, "empty stream: expected response.created ... response.completed")
+    require(events, "empty stream: expected response.created ... response.completed")
     checker = _Checker(allow_error_event)
     for i, event in enumerate(events):
         checker.feed(i, event, i == len(events) - 1)
