@@ -86,7 +86,8 @@ class StreamWatcher:
         # and its first events, whose share of written text is the whole stream's (every
         # event of a stream carries the same envelope around its piece of text)
         self.data_bytes = 0
-        self._sample = b""
+        self._sample: list[bytes] = []  # kept as parts: joined only for an estimate
+        self._sampled = 0
 
     @property
     def finished(self) -> bool:
@@ -105,8 +106,9 @@ class StreamWatcher:
         complete = data[:end] if end < len(data) else data
         self.events += complete.count(b"\ndata:") + complete.startswith(b"data:")
         self.data_bytes += end
-        if len(self._sample) < _SAMPLE_BYTES:
-            self._sample += complete
+        if self._sampled < _SAMPLE_BYTES:
+            self._sample.append(complete)
+            self._sampled += end
         self._before, self._last = self._last, complete
         handled = 0
         for at in find_all(complete, _WATCHED):
@@ -118,7 +120,7 @@ class StreamWatcher:
     def estimated_output_tokens(self) -> int:
         """About how many tokens the stream carried: the tokens of the text written in its
         first events, scaled from their size to the whole stream's."""
-        sample = self._sample  # whole events: it grows by runs of them
+        sample = b"".join(self._sample)  # whole events: it grows by runs of them
         if not sample:
             return 0
         written: list[str] = []
