@@ -221,6 +221,9 @@ def test_the_anthropic_sdk_streams_calls_tools_and_reads_whole_answers(setup: Se
         texts = list(stream.text_stream)
         first = stream.get_final_message()
     assert texts == [] or all(isinstance(t, str) for t in texts)
+    assert not texts  # the Kimi-like agent's first turn: thinking and a tool call, no text
+    # the text the SDK streamed is the text of the message it assembled
+    assert "".join(texts) == "".join(b.text for b in first.content if b.type == "text")
     call = next(b for b in first.content if b.type == "tool_use")
     thinking = next(b for b in first.content if b.type == "thinking")
     assert thinking.thinking and thinking.signature
