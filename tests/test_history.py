@@ -432,6 +432,11 @@ def test_usage_counts_failed_requests_once(tmp_path: Path) -> None:
         "prompt_tokens": 11,
         "completion_tokens": 9,
         "estimated": 0,  # requests whose tokens trayproxy estimated
+        "cached_tokens": 0,
+        "reasoning_tokens": 0,
+        "cost": None,  # no price known: unknown, not 0
+        "unpriced": 3,  # those with tokens (the cut-off stream has some); not 404 and 500
+        "cost_estimated": 0,
         "median_ms": 100.0,  # of the answered ones only: 100 and 300
         "p95_ms": 300.0,
     }
@@ -441,6 +446,10 @@ def test_usage_counts_failed_requests_once(tmp_path: Path) -> None:
         "requests": 5,
         "errors": 3,
         "tokens": 20,
+        "estimated": 0,
+        "cost": None,
+        "unpriced": 3,
+        "cost_estimated": 0,
     }
     assert sum(d["requests"] for d in data["daily"]) == 6
     # the same rule filters the log, in the database and in memory

@@ -352,24 +352,29 @@ def test_a_stream_that_fails_midway_ends_with_an_error_event(setup: Setup, model
     assert message["error"]["type"] in ("api_error", "overloaded_error")
 
 
-def test_pings_keep_the_client_company_while_the_provider_is_silent(
-    serve, monkeypatch: pytest.MonkeyPatch
+def test_keep_alives_keep_the_client_company_while_the_provider_is_silent(
+    serve, upstream
 ) -> None:
-    """A thinking model says nothing for a while: Claude Code gets ``ping`` events."""
-    from trayproxy.gateway import stream
-
-    monkeypatch.setattr(stream, "PING_SECONDS", 0.1)
-    server = serve()
-    body = {"model": "fake/late", "max_tokens": 50, "stream": True}  # first token after 0.5 s
+    """A thinking model says nothing for a while: Claude Code gets SSE comments (the
+    anthropic SDK refuses a ``ping`` before ``message_start``, which waits for the first
+    content so that a fallback stays possible), then a valid stream."""
+    extra = f"""
+[providers.patient]
+base_url = "{upstream.url}/v1"
+api_key = ""
+keepalive_seconds = 0.1
+"""
+    server = serve(extra=extra)
+    body = {"model": "patient/late", "max_tokens": 50, "stream": True}  # first token at 0.5 s
     body["messages"] = [{"role": "user", "content": "hi"}]
     status, _, raw = http(
         "POST", server.root_url + "/v1/messages", json.dumps(body).encode(), CLAUDE_HEADERS
     )
     assert status == 200
+    before, _, _ = raw.partition(b"event: message_start")
+    assert before.count(b": keep-alive\n\n") >= 3 and before.strip(b": keep-alive\n") == b""
     events = parse_sse(raw)
-    names = [name for name, _ in events]
-    first_block = names.index("content_block_start")
-    assert names[:first_block].count("ping") >= 3  # one at the start, then while silent
+    assert events[0][0] == "message_start"
     message = validate(events)
     assert message["content"][0]["text"] == "Hello from the fake upstream."
 

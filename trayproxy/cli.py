@@ -235,7 +235,7 @@ def _main(argv: Sequence[str] | None) -> int:
     if command == "usage":
         from trayproxy.records.terminal import cmd_usage
 
-        return cmd_usage(app_paths().data_dir / "history.db", args.days)
+        return cmd_usage(app_paths().data_dir / "history.db", args.days, config_path())
     return cmd_serve(args, with_tray=with_tray)
 
 

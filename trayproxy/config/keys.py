@@ -12,7 +12,7 @@ from dataclasses import replace
 from types import MappingProxyType
 
 from trayproxy.config.lines import format_key_path, line_of
-from trayproxy.config.model import Config, ConfigError, KeyRef
+from trayproxy.config.model import Config, ConfigError, KeyRef, Provider
 from trayproxy.core.secret import Secret
 
 
@@ -104,14 +104,14 @@ def resolve(config: Config, text: str, environ: Mapping[str, str] | None = None)
             raise fail(ref, str(exc)) from None
         return ref
 
-    providers = {
-        name: replace(
-            p,
-            api_key=read(p.api_key, name),
-            headers=tuple((header, read(ref)) for header, ref in p.headers),
-        )
-        for name, p in config.providers.items()
-    }
+    def read_keys(p: Provider) -> Provider:
+        headers = tuple((header, read(ref)) for header, ref in p.headers)
+        if not p.api_keys:
+            return replace(p, api_key=read(p.api_key, p.name), headers=headers)
+        several = tuple(replace(key, ref=read(key.ref)) for key in p.api_keys)
+        return replace(p, api_key=several[0].ref, api_keys=several, headers=headers)
+
+    providers = {name: read_keys(p) for name, p in config.providers.items()}
     token = read(config.server.token)
     if token.missing:
         raise fail(token, f"reads {token.source}, which is not set")

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from trayproxy.core.hosts import is_local
+from trayproxy.core.prices import Price
 from trayproxy.core.secret import Secret
 from trayproxy.providers import profiles
 from trayproxy.providers.profiles import Profile
@@ -24,6 +25,9 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_FIRST_BYTE_TIMEOUT = 600.0  # thinking models may think for minutes before answering
 DEFAULT_IDLE_TIMEOUT = 120.0  # between two stream events; keep-alive comments do not count
 DEFAULT_LOG_SIZE = 500
+# seconds a stream's client waits in silence before trayproxy tells it it is still there
+DEFAULT_KEEPALIVE = 5.0
+KEY_STRATEGIES = ("order", "round-robin")
 
 CAPABILITIES = ("tool_use", "vision", "reasoning")
 MAX_MODEL_ID = 256
@@ -91,24 +95,61 @@ class KeyRef:
         return f"${name}" + (" (set)" if self.secret else " (not set)")
 
 
+def key_label(ref: KeyRef, position: int) -> str:
+    """How a key is named where its value must not be: its variable or keychain entry, else
+    its position in the provider's list."""
+    kind, _, name = ref.source.partition(":")
+    if kind == "auto":
+        return name
+    if kind in ("env", "keyring") and name:
+        return name
+    return f"key {position}"
+
+
+@dataclass(frozen=True)
+class ProviderKey:
+    """One of a provider's keys, and the label it is shown by."""
+
+    label: str
+    ref: KeyRef
+
+
 @dataclass(frozen=True)
 class Provider:
     name: str
     base_url: str
-    api_key: KeyRef
+    api_key: KeyRef  # the key, or the first of ``api_keys``
+    # several keys, used in turn as they are rate-limited or rejected (empty: ``api_key``)
+    api_keys: tuple[ProviderKey, ...] = ()
+    key_strategy: str = "order"  # "order": the first ready key; "round-robin": in turn
     headers: tuple[tuple[str, KeyRef], ...] = ()  # values may be secrets too
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     first_byte_timeout: float = DEFAULT_FIRST_BYTE_TIMEOUT
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     profile: Profile = profiles.BUILTIN["openai"]
     profile_inferred: bool = True  # chosen from base_url, not named in config.toml
+    # a streamed request's client hears from trayproxy after this many seconds of silence
+    # while the provider thinks (0: never)
+    keepalive_seconds: float = DEFAULT_KEEPALIVE
+    price: Price | None = None  # for every model of this provider without its own
+
+    @property
+    def keys(self) -> tuple[ProviderKey, ...]:
+        """The keys requests may use, in order."""
+        if self.api_keys:
+            return self.api_keys
+        return (ProviderKey(key_label(self.api_key, 1), self.api_key),)
 
     @property
     def needs_key(self) -> bool:
         """Requests to it fail for want of a key: a reference that reads nothing, or (with no
         ``api_key`` line) no key found for a provider off this machine and its network, where
         a server usually takes none (a local Ollama)."""
-        if self.api_key.missing or any(ref.missing for _, ref in self.headers):
+        if any(ref.missing for _, ref in self.headers):
+            return True
+        if self.api_keys:
+            return all(key.ref.missing for key in self.api_keys)
+        if self.api_key.missing:
             return True
         if not self.api_key.source.startswith("auto:") or self.api_key.secret is not None:
             return False
@@ -128,6 +169,9 @@ class ModelMapping:
     max_output_tokens: int | None = None
     fallbacks: tuple[str, ...] = ()  # other client ids to try when this one fails to start
     capabilities: tuple[str, ...] = ()  # from CAPABILITIES
+    price: Price | None = None  # None: the provider's, or its price list's, or unknown
+    # the id that serves prompts too long for max_context_size ("": refused at once)
+    long_context: str = ""
 
 
 @dataclass(frozen=True)
@@ -162,6 +206,11 @@ class RoutingSettings:
 
 
 @dataclass(frozen=True)
+class CostSettings:
+    daily_budget: float | None = None  # dollars a day; passing it raises one notification
+
+
+@dataclass(frozen=True)
 class ClaudeCodeSettings:
     """The mapped ids that serve Claude Code's main and small (fast, background) models."""
 
@@ -179,6 +228,7 @@ class Config:
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     history: HistorySettings = field(default_factory=HistorySettings)
     claude_code: ClaudeCodeSettings = field(default_factory=ClaudeCodeSettings)
+    costs: CostSettings = field(default_factory=CostSettings)
     providers: Mapping[str, Provider] = field(default_factory=lambda: _frozen({}))
     models: Mapping[str, ModelMapping] = field(default_factory=lambda: _frozen({}))
     source: str = ""
@@ -189,7 +239,8 @@ class Config:
         """Every key and secret header value, for redaction."""
         found = []
         for provider in self.providers.values():
-            refs = [provider.api_key, *(ref for _, ref in provider.headers)]
+            refs = [provider.api_key, *(k.ref for k in provider.api_keys)]
+            refs += [ref for _, ref in provider.headers]
             found += [r.secret.reveal() for r in refs if r.secret and r.source != "none"]
         if self.server.token.secret:
             found.append(self.server.token.secret.reveal())
@@ -210,6 +261,8 @@ SERVER_KEYS = _keys(ServerSettings)
 ROUTING_KEYS = _keys(RoutingSettings)
 HISTORY_KEYS = _keys(HistorySettings)
 CLAUDE_CODE_KEYS = _keys(ClaudeCodeSettings)
+COSTS_KEYS = _keys(CostSettings)
+PRICE_KEYS = frozenset({"input", "output", "cached_input"})
 PROFILE_KEYS = _keys(Profile, besides=("name",))
 PROVIDER_KEYS = _keys(Provider, besides=("name", "profile_inferred")) | PROFILE_KEYS
 MODEL_KEYS = _keys(ModelMapping, besides=("id",))

@@ -7,7 +7,6 @@ the one module that touches the environment or the keychain, resolve the key ref
 
 from __future__ import annotations
 
-import difflib
 import re
 import sys
 from collections.abc import Mapping
@@ -15,22 +14,22 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from trayproxy.config import keys
-from trayproxy.config.checks import Checker, kind
+from trayproxy.config.checks import Checker
 from trayproxy.config.keys import KeyRefError
 from trayproxy.config.model import (
     CAPABILITIES,
     CLAUDE_CODE_KEYS,
+    COSTS_KEYS,
     HISTORY_KEYS,
     MODEL_KEYS,
-    PROVIDER_KEYS,
     ROUTING_KEYS,
     SECTIONS,
     SERVER_KEYS,
     ClaudeCodeSettings,
     Config,
     ConfigError,
+    CostSettings,
     HistorySettings,
-    KeyRef,
     ModelMapping,
     Provider,
     RoutingSettings,
@@ -38,17 +37,12 @@ from trayproxy.config.model import (
     _frozen,
     model_id_problem,
 )
-from trayproxy.providers import profiles
-from trayproxy.providers.profiles import Profile
+from trayproxy.config.parse_provider import price, provider
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
-
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 
 
 # ---------------------------------------------------------------- sections
@@ -122,162 +116,12 @@ def _history(c: Checker, raw: Any) -> HistorySettings:
     return HistorySettings(days=30 if days is None else days)
 
 
-def _base_url(c: Checker, path: tuple[str, ...], value: str | None) -> str:
-    if not value:
-        raise c.fail(path, 'is required (for example "https://api.groq.com/openai/v1")')
-    url = value.strip()
-    if any(ch.isspace() or ord(ch) < 32 or ch == "\x7f" for ch in url):
-        raise c.fail(path, f"must not contain spaces or control characters: {value!r}")
-    try:
-        parts = urlsplit(url)
-        port = parts.port  # raises on a port that is not a number in range
-    except ValueError as exc:
-        raise c.fail(path, f"is not a valid URL ({exc}): {value!r}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise c.fail(path, f"must be an http:// or https:// URL, not {value!r}")
-    if port == 0:
-        raise c.fail(path, f"has port 0: {value!r}")
-    if parts.query or parts.fragment:
-        raise c.fail(path, "must not have a query string or fragment")
-    if parts.username or parts.password:
-        raise c.fail(path, "must not carry credentials; use api_key")
-    return url.rstrip("/")
-
-
-def _provider(c: Checker, name: str, raw: Any) -> Provider:
-    path = ("providers", name)
-    if not _NAME.fullmatch(name):
-        raise c.fail(path, "provider names use letters, digits, '_', '-' and '.' only")
+def _costs(c: Checker, raw: Any) -> CostSettings:
+    path = ("costs",)
     t = c.table(raw, path)
-    c.only_keys(t, path, PROVIDER_KEYS)
-    base_url = _base_url(c, (*path, "base_url"), c.string(t, path, "base_url"))
-    key_raw = c.string(t, path, "api_key")
-    try:
-        if key_raw is None:
-            api_key = keys.automatic(name, (*path, "api_key"))
-        else:
-            api_key = keys.reference(key_raw.strip(), (*path, "api_key"))
-            meant = keys.looks_meant_as_reference(key_raw.strip())
-            if meant is not None:
-                c.warn(
-                    (*path, "api_key"),
-                    f'looks like the name of a variable, not a key: write "{meant}" to read '
-                    "it from the environment",
-                )
-    except KeyRefError as exc:
-        raise c.fail((*path, "api_key"), str(exc)) from None
-    headers: list[tuple[str, KeyRef]] = []
-    if "headers" in t:
-        hpath = (*path, "headers")
-        for hname, hvalue in c.table(t["headers"], hpath).items():
-            if not _HEADER_NAME.fullmatch(hname) or hname.lower() in _RESERVED_HEADERS:
-                raise c.fail((*hpath, hname), "is not a header trayproxy can set")
-            if not isinstance(hvalue, str):
-                raise c.fail((*hpath, hname), f"must be a string, not {kind(hvalue)}")
-            if any(ord(ch) < 32 or ch == "\x7f" for ch in hvalue):
-                raise c.fail((*hpath, hname), "must not contain control characters")
-            try:
-                ref = keys.reference(hvalue.strip(), (*hpath, hname))
-            except KeyRefError as exc:
-                raise c.fail((*hpath, hname), str(exc)) from None
-            if ref.source == "none":
-                raise c.fail((*hpath, hname), "must not be empty")
-            headers.append((hname, ref))
-    connect = c.number(t, path, "connect_timeout", integer=False, low=0.1, high=3600)
-    first = c.number(t, path, "first_byte_timeout", integer=False, low=0.1, high=86400)
-    idle = c.number(t, path, "idle_timeout", integer=False, low=0.1, high=86400)
-    profile, inferred = _profile(c, path, t, base_url)
-    timeouts = {"connect_timeout": connect, "first_byte_timeout": first, "idle_timeout": idle}
-    return Provider(  # what config.toml leaves out takes the dataclass's default
-        name=name,
-        base_url=base_url,
-        api_key=api_key,
-        headers=tuple(headers),
-        profile=profile,
-        profile_inferred=inferred,
-        **{key: float(value) for key, value in timeouts.items() if value is not None},
-    )
-
-
-_PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def _names(
-    c: Checker, t: dict[str, Any], path: tuple[str, ...], key: str
-) -> tuple[str, ...] | None:
-    value = t.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, list) or not all(
-        isinstance(v, str) and _PARAM_NAME.fullmatch(v) for v in value
-    ):
-        raise c.fail((*path, key), 'must be a list of parameter names, like ["store", "user"]')
-    return tuple(dict.fromkeys(value))
-
-
-def _profile(
-    c: Checker, path: tuple[str, ...], t: dict[str, Any], base_url: str
-) -> tuple[Profile, bool]:
-    name = c.string(t, path, "profile")
-    inferred = name is None
-    if name is None:
-        name = profiles.infer(base_url)
-    elif name not in profiles.BUILTIN:
-        hint = difflib.get_close_matches(name, sorted(profiles.BUILTIN), n=1)
-        extra = f" (did you mean '{hint[0]}'?)" if hint else ""
-        raise c.fail(
-            (*path, "profile"),
-            f"unknown profile '{name}'{extra}; built in: " + ", ".join(sorted(profiles.BUILTIN)),
-        )
-    renames = None
-    if "rename_params" in t:
-        rpath = (*path, "rename_params")
-        table = c.table(t["rename_params"], rpath)
-        for src, dst in table.items():
-            if (
-                not _PARAM_NAME.fullmatch(src)
-                or not isinstance(dst, str)
-                or not _PARAM_NAME.fullmatch(dst)
-            ):
-                raise c.fail(
-                    (*rpath, src),
-                    "must map a parameter name to the provider's name for it, "
-                    'like max_completion_tokens = "max_tokens"',
-                )
-        renames = tuple(table.items())
-    restore = c.string(t, path, "restore_reasoning")
-    allowed = (*profiles.RESTORE_FIELDS, profiles.RESTORE_OFF)
-    if restore is not None and restore not in allowed:
-        raise c.fail(
-            (*path, "restore_reasoning"), "must be one of " + ", ".join(f'"{a}"' for a in allowed)
-        )
-    choices = {"messages_auth": profiles.MESSAGES_AUTH, "reasoning_request": profiles.REASONING}
-    chosen = {key: c.string(t, path, key) for key in choices}
-    for key, value in chosen.items():
-        if value is not None and value not in choices[key]:
-            raise c.fail(
-                (*path, key), "must be one of " + ", ".join(f'"{a}"' for a in choices[key])
-            )
-    bases = {key: c.string(t, path, key) for key in ("messages_base", "responses_base")}
-    for key, base in bases.items():
-        if base and not base.startswith(("http://", "https://", "{base}", "{origin}")):
-            raise c.fail(
-                (*path, key),
-                'must be a URL (http:// or https://), or start with "{base}" or "{origin}"; '
-                '"" to translate such requests to Chat Completions',
-            )
-    profile = profiles.with_overrides(
-        profiles.BUILTIN[name],
-        **bases,
-        **chosen,
-        rename_params=renames,
-        drop_params=_names(c, t, path, "drop_params"),
-        drop_message_fields=_names(c, t, path, "drop_message_fields"),
-        include_usage=c.boolean(t, path, "include_usage"),
-        short_tool_call_ids=c.boolean(t, path, "short_tool_call_ids"),
-        restore_reasoning=restore,
-    )
-    return profile, inferred
+    c.only_keys(t, path, COSTS_KEYS)
+    budget = c.number(t, path, "daily_budget", integer=False, low=0.01, high=1_000_000)
+    return CostSettings(daily_budget=None if budget is None else float(budget))
 
 
 def _model(c: Checker, model_id: str, raw: Any, providers: Mapping[str, Provider]) -> ModelMapping:
@@ -310,6 +154,9 @@ def _model(c: Checker, model_id: str, raw: Any, providers: Mapping[str, Provider
         )
     if model_id in fallbacks:
         raise c.fail((*path, "fallbacks"), "must not name the model itself")
+    long_context = (c.string(t, path, "long_context") or "").strip()
+    if long_context == model_id:
+        raise c.fail((*path, "long_context"), "must name another model id, not this one")
     capabilities = t.get("capabilities", [])
     if not isinstance(capabilities, list) or any(cap not in CAPABILITIES for cap in capabilities):
         raise c.fail(
@@ -324,6 +171,8 @@ def _model(c: Checker, model_id: str, raw: Any, providers: Mapping[str, Provider
         max_output_tokens=out,
         fallbacks=tuple(dict.fromkeys(f.strip() for f in fallbacks)),
         capabilities=tuple(dict.fromkeys(capabilities)),
+        price=price(c, t, path),
+        long_context=long_context,
     )
 
 
@@ -370,7 +219,7 @@ def read(text: str, *, file: str = "") -> Config:
     routing = _routing(c, data.get("routing", {}))
     history = _history(c, data.get("history", {}))
     providers = {
-        name: _provider(c, name, raw)
+        name: provider(c, name, raw)
         for name, raw in c.table(data.get("providers", {}), ("providers",)).items()
     }
     models = {
@@ -378,18 +227,20 @@ def read(text: str, *, file: str = "") -> Config:
         for mid, raw in c.table(data.get("models", {}), ("models",)).items()
     }
     for mid, mapping in models.items():
-        for fallback in mapping.fallbacks:
-            prefix = fallback.split("/", 1)[0] if "/" in fallback else None
-            if fallback not in models and not (routing.provider_prefix and prefix in providers):
+        named = [("fallbacks", f) for f in mapping.fallbacks]
+        named += [("long_context", mapping.long_context)] if mapping.long_context else []
+        for key, other in named:
+            prefix = other.split("/", 1)[0] if "/" in other else None
+            if other not in models and not (routing.provider_prefix and prefix in providers):
                 raise c.fail(
-                    ("models", mid, "fallbacks"),
-                    f"names {fallback!r}, which is not a configured model id",
+                    ("models", mid, key), f"names {other!r}, which is not a configured model id"
                 )
     return Config(
         server=server,
         routing=routing,
         history=history,
         claude_code=_claude_code(c, data.get("claude_code", {}), models),
+        costs=_costs(c, data.get("costs", {})),
         providers=_frozen(providers),
         models=_frozen(models),
         source=file,

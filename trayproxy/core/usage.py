@@ -13,8 +13,28 @@ from trayproxy.core.sse import MAX_EVENT_BYTES, data_of, event_bounds, find_all,
 
 @dataclass(frozen=True)
 class Usage:
-    prompt_tokens: int | None = None
+    prompt_tokens: int | None = None  # all of the prompt, the cached part included
     completion_tokens: int | None = None
+    cached_tokens: int | None = None  # of the prompt, read from the provider's cache
+    reasoning_tokens: int | None = None  # of the output, as the provider reports them
+
+    def merged(self, old: Usage) -> Usage:
+        """This event's counts, and ``old``'s where this one has none (Anthropic's
+        ``message_delta`` may carry the output only)."""
+        return Usage(
+            *(
+                new if new is not None else before
+                for new, before in zip(self._counts(), old._counts(), strict=True)
+            )
+        )
+
+    def _counts(self) -> tuple[int | None, ...]:
+        return (
+            self.prompt_tokens,
+            self.completion_tokens,
+            self.cached_tokens,
+            self.reasoning_tokens,
+        )
 
 
 def _int(value: Any) -> int | None:
@@ -43,7 +63,33 @@ def usage_from_obj(obj: Any) -> Usage | None:
     if prompt is None and completion is None:
         total = _int(usage.get("total_tokens"))  # embeddings and rerank: all of it is input
         return None if total is None else Usage(total, 0)
-    return Usage(prompt, completion)
+    cached = _detail(usage, ("prompt_tokens_details", "input_tokens_details"), "cached_tokens")
+    if cached is None:  # DeepSeek's, Moonshot's names for it
+        cached = _int(usage.get("prompt_cache_hit_tokens"))
+        if cached is None:
+            cached = _int(usage.get("cached_tokens"))
+    read = _int(usage.get("cache_read_input_tokens"))  # Anthropic: input_tokens excludes it
+    if read is not None or "cache_creation_input_tokens" in usage:
+        created = _int(usage.get("cache_creation_input_tokens")) or 0
+        if prompt is not None:
+            prompt += (read or 0) + created
+        cached = read
+    reasoning = _detail(
+        usage, ("completion_tokens_details", "output_tokens_details"), "reasoning_tokens"
+    )
+    if reasoning is None:
+        reasoning = _int(usage.get("reasoning_tokens"))
+    return Usage(prompt, completion, cached, reasoning)
+
+
+def _detail(usage: dict[str, Any], tables: tuple[str, ...], key: str) -> int | None:
+    for name in tables:
+        table = usage.get(name)
+        if isinstance(table, dict):
+            found = _int(table.get(key))
+            if found is not None:
+                return found
+    return None
 
 
 def usage_from_body(body: bytes) -> Usage | None:
@@ -146,15 +192,7 @@ class StreamWatcher:
         if found is None and isinstance(obj, dict) and obj.get("type") == "message_start":
             found = usage_from_obj(obj.get("message"))  # Anthropic: the input, at the start
         if found is not None:
-            old = self.usage
-            if old is not None:  # Anthropic's message_delta may carry the output only
-                found = Usage(
-                    found.prompt_tokens if found.prompt_tokens is not None else old.prompt_tokens,
-                    found.completion_tokens
-                    if found.completion_tokens is not None
-                    else old.completion_tokens,
-                )
-            self.usage = found
+            self.usage = found if self.usage is None else found.merged(self.usage)
         if not isinstance(obj, dict):
             return
         err = obj.get("error")

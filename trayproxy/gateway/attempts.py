@@ -1,30 +1,32 @@
-"""Send a routed request upstream, one :class:`Attempt` per route (fallbacks), and answer.
+"""One :class:`Attempt`: a routed request sent upstream with one key, and its answer.
 
 An attempt that fails before anything reached the client (no key, connection refused, no
-answer within ``first_byte_timeout``, the connection lost before an answer, 429, 5xx) moves
-on to the next route; the last one's failure is what the client sees. An attempt sends its
-request once: it is never repeated on another connection. Some failures are ``final`` (a
-redirect, a rejected key, the client's own mistake): no other route would do better. Once
-an answer starts flowing to the client, nothing is retried: a failure then is an in-stream
-error event (``stream.py``).
+answer within ``first_byte_timeout``, the connection lost before an answer, 429, 5xx, a
+stream that broke before its first content) lets ``chain`` move on to the next key or
+route; the last one's failure is what the client sees. An attempt sends its request once:
+it is never repeated on another connection. Some failures are ``final`` (a redirect, a
+rejected key, the client's own mistake): no other route would do better. Once content
+flows to the client, nothing is retried: a failure then is an in-stream error event
+(``stream.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-from trayproxy.config.model import Config, Provider
+from trayproxy.config.model import Config, Provider, ProviderKey
 from trayproxy.core.estimate import answer_tokens
 from trayproxy.core.jsonbody import loads_answer
 from trayproxy.core.usage import usage_from_body
 from trayproxy.gateway import provider_client, provider_errors, translate, upstream
+from trayproxy.gateway.client_stream import ClientStream
 from trayproxy.gateway.errors import Failure, error_message_from_body
+from trayproxy.gateway.key_pool import wait_asked
 from trayproxy.gateway.state import ProxyState
 from trayproxy.gateway.stream import copy_headers, stream_back, within
 from trayproxy.gateway.whole_answer import AnswerTooLarge, estimate_missing, read_whole
@@ -36,79 +38,6 @@ from trayproxy.routing.resolve import PROVIDER_PREFIX, Route, suggest
 _JSON_LIMIT_FOR_USAGE = 32 * 1024 * 1024
 _ERROR_LIMIT = 1024 * 1024  # a provider's error answer is read up to this
 _NOTHING_WRITTEN = ("embeddings", "rerank")  # endpoints whose answers are not text
-
-
-async def run(
-    request: web.Request,
-    state: ProxyState,
-    config: Config,
-    routes: list[Route],
-    endpoint: str,
-    body: dict[str, Any],
-    draft: RecordDraft,
-) -> web.StreamResponse:
-    """Try each route in turn until one answers; every attempt goes in the record."""
-    failure: Failure | None = None
-    tried = 0
-    for index, route in enumerate(routes):
-        last = index == len(routes) - 1
-        cooling = state.cooldowns.get(route.provider.name, 0.0) - time.monotonic()
-        if cooling > 0 and not last:
-            _note(draft, route, None, f"skipped: rate-limited for {cooling:.0f} s more", 0)
-            continue
-        _describe(draft, route, first=index == 0)
-        attempt = Attempt(request, state, config, route, endpoint, draft, retried=tried > 0)
-        started = time.perf_counter()
-        outcome = await attempt.run(body)
-        tried += 1
-        ms = round((time.perf_counter() - started) * 1000, 1)
-        if isinstance(outcome, Failure):
-            failure = outcome
-            if len(routes) > 1:  # with one route, the record itself says what happened
-                _note(draft, route, outcome.status, outcome.message, ms)
-            if outcome.final:
-                break
-            continue
-        if len(routes) > 1:
-            _note(draft, route, outcome.status, None, ms)
-        return outcome
-    assert failure is not None
-    return give_up(failure, draft, retried=tried > 1)
-
-
-def give_up(failure: Failure, draft: RecordDraft, *, retried: bool = False) -> web.Response:
-    """End the request with ``failure``: the record says so, the client gets its answer."""
-    draft.status = failure.status
-    draft.error = failure.message
-    if failure.body is not None and draft.error_body is None:
-        draft.error_body = failure.body[:4096].decode("utf-8", "replace")
-    return failure.response(retried=retried)
-
-
-def _note(draft: RecordDraft, route: Route, status: int | None, error: str | None, ms: float):
-    draft.attempts.append(
-        {
-            "provider": route.provider.name,
-            "model": route.upstream_model,
-            "status": status,
-            "error": error,
-            "ms": ms,
-        }
-    )
-
-
-def _describe(draft: RecordDraft, route: Route, *, first: bool) -> None:
-    if not first:
-        draft.rewrites.append(
-            f"fallback: {route.client_model} ({route.provider.name}/{route.upstream_model})"
-        )
-    draft.provider = route.provider.name
-    draft.upstream_model = route.upstream_model
-    draft.rule = route.rule if first else "fallback"
-    if route.rewritten and first:
-        draft.rewrites.append(f"model: {route.client_model} → {route.upstream_model}")
-    if route.rule != "exact" and first:
-        draft.rewrites.append(f"routed by provider prefix '{route.provider.name}/'")
 
 
 class Attempt:
@@ -125,6 +54,7 @@ class Attempt:
         draft: RecordDraft,
         *,
         retried: bool,
+        key: ProviderKey | None = None,
     ) -> None:
         self.request = request
         self.state = state
@@ -138,6 +68,11 @@ class Attempt:
         self.speaks_messages = endpoint == translate.MESSAGES  # the client: Anthropic's protocol
         self.plan: translate.Plan | None = None  # how a Messages or Responses request goes
         self.translation: translate.Translation | None = None  # its stream, translated
+        self.key = key  # the provider key this attempt sends (None: the provider's api_key)
+        self.client: ClientStream | None = None  # a streamed request's client side
+        self.rate_limited = False  # answered 429: its key rests ``wait_asked`` seconds
+        self.wait_asked: float | None = None
+        self.rejected: str | None = None  # "401 ...": the key was refused
 
     @property
     def name(self) -> str:
@@ -176,6 +111,7 @@ class Attempt:
                 url=url,
                 forwarded=forwarded,
                 key_header=key_header,
+                key=self.key.ref if self.key is not None else None,
             )
         except upstream.MissingKeyError as exc:
             return Failure(502, str(exc), "provider_key_missing")
@@ -293,8 +229,7 @@ class Attempt:
         if len(data) <= _JSON_LIMIT_FOR_USAGE:
             found = usage_from_body(data)
             if found:
-                draft.prompt_tokens = found.prompt_tokens
-                draft.completion_tokens = found.completion_tokens
+                draft.take_usage(found)
             answer = data
             await self.count_tokens(lambda: answer_tokens(loads_answer(answer)))
             data = exchange.rewrite_body(data)
@@ -324,6 +259,13 @@ class Attempt:
         writes = self.endpoint not in _NOTHING_WRITTEN
         await estimate_missing(self.draft, self.sent, written if writes else None)
 
+    def _label(self) -> str:
+        several = self.key is not None and len(self.provider.keys) > 1
+        return f" {self.key.label!r}" if several and self.key is not None else ""
+
+    def _key_line(self) -> str:
+        return "api_keys" if self.provider.api_keys else "api_key"
+
     def _provider_error(self, resp: aiohttp.ClientResponse, data: bytes | None) -> Failure:
         """A provider's error answer (status >= 400; ``data`` None when too long to read):
         401/403 as trayproxy's own key problem, 429 and 5xx as a failure the next route may
@@ -331,12 +273,13 @@ class Attempt:
         state, name, status, draft = self.state, self.name, resp.status, self.draft
         if status in (401, 403):
             detail = state.redact(error_message_from_body(data or b""))
+            self.rejected = f"{status} {detail}"[:160]
             draft.error_body = state.redact((data or b"")[:4096].decode("utf-8", "replace"))
             return Failure(
                 502,
-                f"Provider '{name}' rejected trayproxy's key for it ({status}: {detail}). "
-                f"Check api_key under [providers.{name}] in config.toml; your editor's key "
-                "is not used.",
+                f"Provider '{name}' rejected trayproxy's key{self._label()} for it ({status}: "
+                f"{detail}). Check {self._key_line()} under [providers.{name}] in config.toml; "
+                "your editor's key is not used.",
                 "upstream_auth_failed",
                 final=True,
             )
@@ -363,9 +306,8 @@ class Attempt:
         headers.pop("Content-Type", None)
         headers["x-trayproxy-provider"] = name
         if status == 429:
-            wait = _retry_after(resp.headers)
-            if wait:
-                state.cooldowns[name] = time.monotonic() + wait
+            self.rate_limited = True
+            self.wait_asked = wait_asked(resp.headers, data)
         return Failure(
             status,
             said.message,
@@ -374,16 +316,6 @@ class Attempt:
             body=said.body,
             final=final,
         )
-
-
-def _retry_after(headers: Any) -> float | None:
-    value = headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
 
 
 def _origin(url: str) -> str:

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from trayproxy.config.model import MAX_MODEL_ID, Config, model_id_problem
 from trayproxy.core import jsonbody
-from trayproxy.gateway import attempts, translate, upstream
+from trayproxy.gateway import chain, translate, upstream
 from trayproxy.gateway.errors import Failure
 from trayproxy.gateway.state import STATE, ProxyState
 from trayproxy.protocols.messages_request import COUNT_TOKENS, MESSAGES
@@ -103,7 +103,7 @@ def _fail(
     headers: dict[str, str] | None = None,
 ) -> web.Response:
     failure = Failure(status, message, code, param=param, headers=headers or {}, final=True)
-    return attempts.give_up(failure, draft)
+    return chain.give_up(failure, draft)
 
 
 async def _relay(
@@ -159,4 +159,4 @@ async def _relay(
         return _fail(draft, 404, state.redact(exc.message), code="model_not_found", param="model")
     if endpoint == COUNT_TOKENS:
         return await translate.count_tokens(routes, body, draft)
-    return await attempts.run(request, state, config, routes, endpoint, body, draft)
+    return await chain.run(request, state, config, routes, endpoint, body, draft)

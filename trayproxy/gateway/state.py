@@ -12,6 +12,7 @@ from aiohttp import web
 
 from trayproxy.config.model import Config
 from trayproxy.gateway.errors import Failure
+from trayproxy.gateway.key_pool import KeyPool
 from trayproxy.gateway.upstream import system_proxy
 from trayproxy.providers.reasoning import ReasoningMemory
 from trayproxy.records.history import History
@@ -45,8 +46,10 @@ class ProxyState:
         default_factory=dict
     )
     _proxies: dict[str, str | None] = field(default_factory=dict)
-    # provider -> monotonic time until which it asked us to back off (429 Retry-After)
-    cooldowns: dict[str, float] = field(default_factory=dict)
+    # each provider key's state: ready, cooling down after a 429, set aside after a 401
+    keys: KeyPool = field(default_factory=KeyPool)
+    # tells the user something once (a desktop notification; the app sets it): title, text
+    notify: Callable[[str, str], None] | None = None
     # reasoning of recent tool-call turns, for providers that want it back (dialect.py)
     reasoning: ReasoningMemory = field(default_factory=ReasoningMemory)
 

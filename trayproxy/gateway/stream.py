@@ -19,6 +19,7 @@ from aiohttp import web
 from trayproxy.config.model import Provider
 from trayproxy.core.usage import StreamWatcher
 from trayproxy.gateway import provider_client, upstream
+from trayproxy.gateway.client_stream import HELD_LIMIT, ClientStream, has_content
 from trayproxy.gateway.errors import Failure
 from trayproxy.gateway.state import ProxyState
 from trayproxy.records.logbook import RecordDraft
@@ -32,6 +33,7 @@ class Source(Protocol):
     draft: RecordDraft
     provider: Provider
     retried: bool
+    client: ClientStream | None
 
     @property
     def name(self) -> str: ...
@@ -124,43 +126,33 @@ async def stream_back(
     rewriter: Rewriter | None,
     opening: bytes = b"",
     ping: bytes | None = None,
-) -> web.StreamResponse:
+) -> web.StreamResponse | Failure:
     """Write each upstream chunk to the client as it arrives (after ``opening``, a
     translation's first events, and ``ping`` after every ``PING_SECONDS`` the provider is
-    silent, where the client's protocol has such an event). Status is always 200."""
-    draft, state = attempt.draft, attempt.state
-    out = web.StreamResponse(status=200)
-    copy_headers(resp, out, attempt.name, attempt.retried)
-    out.headers["Cache-Control"] = "no-cache"
-    out.headers["X-Accel-Buffering"] = "no"
-    draft.status = 200
-    await out.prepare(attempt.request)
-    # so that a shutdown can end it with an error event in the client's protocol
-    state.streams[out] = (draft, attempt.failure_event)
-    if opening:
-        await out.write(opening)
+    silent, where the client's protocol has such an event). What comes before the first
+    content event is held (``client_stream``): a failure then is returned, for the next key
+    or route to answer. Status is always 200."""
     watcher = StreamWatcher()
-    try:
-        # a translation's client gets its end from finish(); other streams pass [DONE] on
-        await _pump(attempt, resp, out, rewriter, watcher, ping, relays_done=not opening)
-    finally:
-        state.streams.pop(out, None)
-    if watcher.events:  # the client has its whole answer by now
+    # a translation's client gets its end from finish(); other streams pass [DONE] on
+    result = await _pump(attempt, resp, rewriter, watcher, opening, ping, relays_done=not opening)
+    if watcher.events and not isinstance(result, Failure):  # the client has its whole answer
         await attempt.count_tokens(watcher.estimated_output_tokens)
-    return out
+    return result
 
 
 async def _pump(
     attempt: Source,
     resp: aiohttp.ClientResponse,
-    out: web.StreamResponse,
     rewriter: Rewriter | None,
     watcher: StreamWatcher,
+    opening: bytes,
     ping: bytes | None = None,
     *,
     relays_done: bool = True,
-) -> web.StreamResponse:
-    draft, name = attempt.draft, attempt.name
+) -> web.StreamResponse | Failure:
+    draft, name, client = attempt.draft, attempt.name, attempt.client
+    assert client is not None
+    headers = [*upstream.response_headers(resp.headers.items())]
     idle = attempt.provider.idle_timeout
     sse = "event-stream" in resp.headers.get("Content-Type", "").lower()
     watchdog = _IdleWatchdog(idle)
@@ -168,11 +160,14 @@ async def _pump(
     events = 0
     first_chunk: float | None = None
     failure: Failure | None = None
+    out = client.out if client.committed else None
+    held = [opening] if opening else []  # before the first content: not written yet
+    held_bytes = len(opening)
     try:
         while True:
             watchdog.reading = True
             try:
-                if ping is None:
+                if ping is None or out is None:
                     chunk = await read()
                 else:  # a timer per read: only where the client's protocol pings
                     try:
@@ -194,14 +189,21 @@ async def _pump(
                 break
             if first_chunk is None:
                 first_chunk = time.perf_counter()
-            if rewriter is None:
-                await out.write(chunk)  # waits while the client is slow: backpressure
-            else:
-                sent = rewriter.feed(chunk)
+            sent = chunk if rewriter is None else rewriter.feed(chunk)
+            if out is not None:
                 if sent:
-                    await out.write(sent)
+                    await out.write(sent)  # waits while the client is slow: backpressure
+            else:
+                if sent:
+                    held.append(sent)
+                    held_bytes += len(sent)
+                if has_content(chunk) or held_bytes > HELD_LIMIT:
+                    out = await client.commit(
+                        b"".join(held), headers, attempt.retried, attempt.failure_event
+                    )
+                    held = []
             watcher.feed(chunk)
-            if relays_done and watcher.done and not draft.delivered:
+            if relays_done and watcher.done and not draft.delivered and out is not None:
                 draft.delivered = True  # the client has the stream's end: it may hang up now
                 _take_usage(draft, watcher)
             if watcher.events != events:  # a real event, not a keep-alive comment
@@ -217,14 +219,13 @@ async def _pump(
     except ConnectionError:  # writing to the client: it went away
         draft.status = 499
         draft.error = "client disconnected"
-        return out
+        return client.out or web.StreamResponse(status=499)
     finally:
         watchdog.close()
     if rewriter is not None and failure is None:
-        held = rewriter.finish()
-        if held:
-            with contextlib.suppress(ConnectionError):
-                await out.write(held)
+        last = rewriter.finish()
+        if last:
+            held.append(last)
     cut = getattr(rewriter, "unfinished", False)  # a translation that wrote no end
     if failure is None and sse and (cut or not watcher.finished):
         failure = Failure(
@@ -233,6 +234,20 @@ async def _pump(
             "finish_reason): the answer is truncated.",
             "upstream_truncated",
         )
+    if out is None:
+        if failure is not None:  # nothing of it reached the client: another may answer
+            return failure
+        try:  # a stream that ended without content (an empty answer)
+            out = await client.commit(
+                b"".join(held), headers, attempt.retried, attempt.failure_event
+            )
+        except ConnectionError:
+            draft.status, draft.error = 499, "client disconnected"
+            return client.out or web.StreamResponse(status=499)
+        held = []
+    if held:
+        with contextlib.suppress(ConnectionError):
+            await out.write(b"".join(held))
     if draft.ttfb_ms is None and first_chunk is not None:  # bytes, but no SSE events
         draft.ttfb_ms = (first_chunk - draft.started) * 1000
     _take_usage(draft, watcher)
@@ -251,5 +266,4 @@ async def _pump(
 
 def _take_usage(draft: RecordDraft, watcher: StreamWatcher) -> None:
     if watcher.usage:
-        draft.prompt_tokens = watcher.usage.prompt_tokens
-        draft.completion_tokens = watcher.usage.completion_tokens
+        draft.take_usage(watcher.usage)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from trayproxy.config.model import Provider
+from trayproxy.config.model import KeyRef, Provider
 from trayproxy.core import jsonbody
 from trayproxy.routing.resolve import Route
 
@@ -128,10 +128,12 @@ def encode_body(body: dict[str, Any]) -> bytes:
     return jsonbody.dumps(body)
 
 
-def provider_headers(provider: Provider) -> dict[str, str]:
-    """The provider's key and extra headers, revealed. Raises :class:`MissingKeyError`."""
-    if provider.api_key.missing:
-        raise MissingKeyError(provider.name, provider.api_key.source)
+def provider_headers(provider: Provider, key: KeyRef | None = None) -> dict[str, str]:
+    """The provider's key (``key``, one of its ``api_keys``, else its ``api_key``) and extra
+    headers, revealed. Raises :class:`MissingKeyError`."""
+    chosen = provider.api_key if key is None else key
+    if chosen.missing:
+        raise MissingKeyError(provider.name, chosen.source)
     headers: dict[str, str] = {}
     for name, ref in provider.headers:
         if ref.secret is None:
@@ -139,8 +141,8 @@ def provider_headers(provider: Provider) -> dict[str, str]:
         headers[name.lower()] = ref.secret.reveal()
     if provider.needs_key:  # no api_key line and no key found: said now, not as its 401
         raise MissingKeyError(provider.name, provider.api_key.source)
-    if provider.api_key.secret:
-        headers["authorization"] = "Bearer " + provider.api_key.secret.reveal()
+    if chosen.secret:
+        headers["authorization"] = "Bearer " + chosen.secret.reveal()
     return headers
 
 
@@ -153,6 +155,7 @@ def build(
     url: str | None = None,
     forwarded: Mapping[str, str] | None = None,
     key_header: str = "authorization",
+    key: KeyRef | None = None,
 ) -> UpstreamRequest:
     """The request to send upstream. ``body`` is not modified. ``url`` replaces the one made
     from the provider's base URL and ``endpoint``; ``forwarded`` adds client headers beyond
@@ -169,7 +172,7 @@ def build(
             removed.append(lower)
     headers.update(forwarded or {})
     headers["content-type"] = "application/json"
-    auth = provider_headers(provider)
+    auth = provider_headers(provider, key)
     if key_header == "x-api-key" and "authorization" in auth:
         auth["x-api-key"] = auth.pop("authorization").removeprefix("Bearer ")
     headers.update(auth)

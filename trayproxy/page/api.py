@@ -99,6 +99,7 @@ async def usage(request: web.Request) -> web.Response:
             data = await _in_thread(read)
     except Exception as exc:
         return error_response(503, f"The history cannot be read: {exc}", code="history_unavailable")
+    data["daily_budget"] = state.config.costs.daily_budget  # dollars, or None
     return web.json_response(data)
 
 

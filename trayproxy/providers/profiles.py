@@ -43,6 +43,9 @@ class Profile:
     # how a translated request asks for reasoning ("none", "reasoning_effort", "openrouter",
     # "enable_thinking"): a parameter the provider does not know would be refused
     reasoning_request: str = "none"
+    # the provider's GET /models lists each model's price in OpenRouter's shape: trayproxy
+    # reads it at start and daily, for the models config.toml gives no price
+    price_list: bool = False
 
 
 _TO_MAX_TOKENS = (("max_completion_tokens", "max_tokens"),)
@@ -105,6 +108,7 @@ BUILTIN: dict[str, Profile] = {
         include_usage=True,
         restore_reasoning="reasoning",  # OpenRouter's name for it, passed to the model's host
         reasoning_request="openrouter",
+        price_list=True,
     ),
     "ollama": Profile(
         "ollama",

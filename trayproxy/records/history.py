@@ -46,6 +46,11 @@ COLUMNS = (
     "error_body",
     "attempts",
     "tokens_estimated",
+    "key_label",
+    "keys_skipped",
+    "cached_tokens",
+    "reasoning_tokens",
+    "cost",
 )
 _INSERT = (
     f"INSERT OR IGNORE INTO requests ({', '.join(COLUMNS)}) "
@@ -79,7 +84,7 @@ def _row(record: RouteRecord) -> tuple[Any, ...]:
     out = []
     for column in COLUMNS:
         value = getattr(record, column)
-        if column == "rewrites":
+        if column in ("rewrites", "keys_skipped"):
             value = json.dumps([_storable(v) for v in value])
         elif column == "attempts":
             value = _storable(json.dumps(list(value), default=str)) if value else "[]"

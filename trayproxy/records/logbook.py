@@ -13,6 +13,9 @@ from time import perf_counter
 from time import time as wall_time
 from typing import Any
 
+from trayproxy.core.prices import Price, cost
+from trayproxy.core.usage import Usage
+
 log = logging.getLogger(__name__)
 
 
@@ -39,11 +42,17 @@ class RouteRecord:
     attempts: tuple[dict[str, Any], ...] = ()  # with fallbacks: every provider tried
     # the provider reported no (or partial) token counts: trayproxy estimated them
     tokens_estimated: bool = False
+    key_label: str | None = None  # the provider key that served, by its label
+    keys_skipped: tuple[str, ...] = ()  # "label: why" for each key passed over
+    cached_tokens: int | None = None  # of prompt_tokens, read from the provider's cache
+    reasoning_tokens: int | None = None  # of the output, spent thinking
+    cost: float | None = None  # dollars; None: no price known (never taken as 0)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["rewrites"] = list(self.rewrites)
         d["attempts"] = list(self.attempts)
+        d["keys_skipped"] = list(self.keys_skipped)
         return d
 
     def log_line(self) -> str:
@@ -60,6 +69,10 @@ class RouteRecord:
             f"{'stream' if self.stream else 'json'} {self.status} "
             f"ttfb={ttfb} total={self.duration_ms:.0f}ms tokens={tokens}"
         )
+        if self.cost is not None:
+            line += f" cost=${self.cost:.6f}".rstrip("0")
+        if self.key_label:
+            line += f" key={_printable(self.key_label)}"
         if self.rule and self.rule != "exact":
             line += f" rule={self.rule}"
         if self.error:
@@ -100,7 +113,19 @@ class RecordDraft:
     error_body: str | None = None
     attempts: list[dict[str, Any]] = field(default_factory=list)
     tokens_estimated: bool = False
+    key_label: str | None = None
+    keys_skipped: list[str] = field(default_factory=list)
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    price: Price | None = None  # of the model that answered, if known
     delivered: bool = False  # the client has the stream's end ([DONE]); what follows is ours
+
+    def take_usage(self, usage: Usage) -> None:
+        """The provider's token counts."""
+        self.prompt_tokens = usage.prompt_tokens
+        self.completion_tokens = usage.completion_tokens
+        self.cached_tokens = usage.cached_tokens
+        self.reasoning_tokens = usage.reasoning_tokens
 
     def mark_first_byte(self) -> None:
         if self.ttfb_ms is None:
@@ -135,6 +160,17 @@ class RecordDraft:
                 {**a, "error": hide(a["error"])} if a.get("error") else a for a in self.attempts
             ),
             tokens_estimated=self.tokens_estimated,
+            key_label=self.key_label,
+            keys_skipped=tuple(self.keys_skipped),
+            cached_tokens=self.cached_tokens,
+            reasoning_tokens=self.reasoning_tokens,
+            cost=cost(
+                self.price,
+                self.prompt_tokens,
+                self.completion_tokens,
+                self.cached_tokens,
+                self.reasoning_tokens,
+            ),
         )
 
 

@@ -62,6 +62,12 @@ STEPS: tuple[Step, ...] = (
     _add_column("requests", "attempts", "TEXT NOT NULL DEFAULT '[]'"),
     # 3: token counts trayproxy estimated (the provider reported none)
     _add_column("requests", "tokens_estimated", "INTEGER NOT NULL DEFAULT 0"),
+    # 4: several keys per provider, and what each request cost (NULL: no price known)
+    _add_column("requests", "key_label", "TEXT"),
+    _add_column("requests", "keys_skipped", "TEXT NOT NULL DEFAULT '[]'"),
+    _add_column("requests", "cached_tokens", "INTEGER"),
+    _add_column("requests", "reasoning_tokens", "INTEGER"),
+    _add_column("requests", "cost", "REAL"),
 )
 VERSION = len(STEPS)
 

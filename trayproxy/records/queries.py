@@ -92,6 +92,7 @@ def _as_dict(row: sqlite3.Row) -> dict[str, Any]:
     d["rewrites"] = json.loads(d["rewrites"] or "[]")
     d["attempts"] = json.loads(d.get("attempts") or "[]")
     d["tokens_estimated"] = bool(d.get("tokens_estimated"))
+    d["keys_skipped"] = json.loads(d.get("keys_skipped") or "[]")
     return d
 
 
@@ -138,8 +139,18 @@ def get(path: Path, uid: str) -> dict[str, Any] | None:
 # ---------------------------------------------------------------- statistics
 
 
+# What requests cost, in dollars: the sum of the priced ones (NULL, never 0, when none had a
+# price), how many with tokens had no price (a failed request without tokens cost nothing
+# and is not one), and how many of the priced ones were priced from estimated token counts.
+_UNPRICED = "cost IS NULL AND (prompt_tokens IS NOT NULL OR completion_tokens IS NOT NULL)"
+_COSTS = f"""sum(cost) AS cost, coalesce(sum({_UNPRICED}), 0) AS unpriced,
+    coalesce(sum(cost IS NOT NULL AND tokens_estimated), 0) AS cost_estimated"""
+_NO_COST = {"cost": None, "unpriced": 0, "cost_estimated": 0}
+
+
 def usage(path: Path, days: int = 7, now: float | None = None) -> dict[str, Any]:
-    """Today and the last ``days`` days per model, and requests per day for a chart."""
+    """Today and the last ``days`` days per model, requests, tokens and cost per day for a
+    chart, and what today cost so far (``today_cost``, to hold against a budget)."""
     if path.exists():
         try:
             with reading(path) as conn:
@@ -162,24 +173,30 @@ def _usage(conn: sqlite3.Connection, days: int, now: float | None) -> dict[str, 
     now = time.time() if now is None else now
     start = _local_midnight(now, days - 1)
     per_day = {
-        day: (n, errors, tokens)
-        for day, n, errors, tokens in conn.execute(
-            f"""SELECT date(time, 'unixepoch', 'localtime'), count(*), sum({FAILED_SQL}),
-                coalesce(sum(prompt_tokens), 0) + coalesce(sum(completion_tokens), 0)
+        row["date"]: dict(row)
+        for row in conn.execute(
+            f"""SELECT date(time, 'unixepoch', 'localtime') AS date, count(*) AS requests,
+                sum({FAILED_SQL}) AS errors,
+                coalesce(sum(prompt_tokens), 0) + coalesce(sum(completion_tokens), 0) AS tokens,
+                coalesce(sum(tokens_estimated), 0) AS estimated, {_COSTS}
             FROM requests WHERE time >= ? GROUP BY 1""",
             (start,),
         )
     }
+    nothing = {"requests": 0, "errors": 0, "tokens": 0, "estimated": 0, **_NO_COST}
     daily = []
     for back in range(days - 1, -1, -1):
         day = time.strftime("%Y-%m-%d", time.localtime(_local_midnight(now, back)))
-        n, errors, tokens = per_day.get(day, (0, 0, 0))
-        daily.append({"date": day, "requests": n, "errors": errors, "tokens": tokens})
+        daily.append({"date": day, **nothing, **per_day.get(day, {})})
+    today = conn.execute(
+        f"SELECT {_COSTS} FROM requests WHERE time >= ?", (_local_midnight(now),)
+    ).fetchone()
     return {
         "days": days,
         "today": _per_model(conn, _local_midnight(now)),
         "period": _per_model(conn, start),
         "daily": daily,
+        "today_cost": dict(today),
     }
 
 
@@ -193,8 +210,8 @@ def _rank(q: float) -> str:
 
 
 # Per model since a time: requests, failed ones, tokens (and how many requests' tokens were
-# estimated), and the median and p95 duration of
-# the answered (not failed) ones; the busiest 200 models.
+# estimated; cached and reasoning tokens are parts of them), the cost (``_COSTS``), and the
+# median and p95 duration of the answered (not failed) ones; the busiest 200 models.
 _PER_MODEL = f"""
 WITH chosen AS (SELECT * FROM requests WHERE time >= :since),
 answered AS (
@@ -214,11 +231,15 @@ counted AS (
         sum({FAILED_SQL}) AS errors,
         coalesce(sum(prompt_tokens), 0) AS prompt_tokens,
         coalesce(sum(completion_tokens), 0) AS completion_tokens,
-        coalesce(sum(tokens_estimated), 0) AS estimated
+        coalesce(sum(tokens_estimated), 0) AS estimated,
+        coalesce(sum(cached_tokens), 0) AS cached_tokens,
+        coalesce(sum(reasoning_tokens), 0) AS reasoning_tokens,
+        {_COSTS}
     FROM chosen GROUP BY client_model
 )
 SELECT coalesce(counted.client_model, '(none)') AS model, provider, requests, errors,
-    prompt_tokens, completion_tokens, estimated, median_ms, p95_ms
+    prompt_tokens, completion_tokens, estimated, cached_tokens, reasoning_tokens,
+    cost, unpriced, cost_estimated, median_ms, p95_ms
 FROM counted LEFT JOIN spread ON spread.client_model IS counted.client_model
 ORDER BY requests DESC, model LIMIT 200
 """

@@ -151,6 +151,7 @@ class ProxyServer:
     async def _apply(self, config: Config) -> None:
         assert self._state is not None
         self._state.config = config
+        self._state.keys.config_changed(config)  # rejected keys get another chance
         self._state.forget_proxies()  # the OS proxy settings may have changed too
         self.logbook.resize(config.server.log_size)
         self.logbook.redact = redactor(config.secret_values())

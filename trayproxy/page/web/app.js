@@ -53,6 +53,43 @@ function tokenCell(r) {
   return td;
 }
 
+// Money as `trayproxy usage` prints it: cents from a dollar up; below, four decimals
+// ("$0.0042", "$0.50": no trailing zeros past the cents), more where four would hide a tiny
+// sum; "$0" only for a real 0 (a free model).
+function money(v) {
+  if (v < 0) return "-" + money(-v);
+  if (v === 0) return "$0";
+  if (Math.round(v * 1e4) / 1e4 >= 1) {
+    return "$" + v.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  }
+  const [whole, decimals] = v.toFixed(Math.max(4, 1 - Math.floor(Math.log10(v)))).split(".");
+  return "$" + whole + "." + decimals.replace(/0+$/, "").padEnd(2, "0");
+}
+
+const UNPRICED = "no price is known for this model: its cost is unknown, not $0";
+
+// A usage row's cost (a model's or a day's): the sum of its priced requests, "unknown"
+// when none had a price (never $0), "–" when nothing was there to price.
+function costCell(g) {
+  if (g.cost === null || g.cost === undefined) {
+    const td = el("td", g.unpriced ? "unknown" : "–", "num" + (g.unpriced ? " unknown" : ""));
+    if (g.unpriced) td.title = UNPRICED;
+    return td;
+  }
+  const td = el("td", (g.cost_estimated ? "~" : "") + money(g.cost), "num");
+  if (g.cost_estimated) {
+    td.title = "partly priced from token counts " + ESTIMATED;
+    td.classList.add("estimated");
+  }
+  if (g.unpriced) td.appendChild(el("span", `+ ${g.unpriced} without a price`, "more"));
+  return td;
+}
+
+function costText(g) {
+  if (g.cost === null || g.cost === undefined) return g.unpriced ? `unknown (${g.unpriced} without a price)` : "–";
+  return (g.cost_estimated ? "~" : "") + money(g.cost) + (g.unpriced ? ` + ${g.unpriced} without a price` : "");
+}
+
 function failed(r) {
   return r.status >= 400 || r.error !== null;
 }
@@ -216,6 +253,7 @@ function renderUsage() {
       }
       tr.appendChild(td);
     }
+    tr.appendChild(costCell(g));
     tr.appendChild(el("td", ms(g.median_ms), "num"));
     tr.appendChild(el("td", ms(g.p95_ms), "num"));
     return tr;
@@ -223,13 +261,47 @@ function renderUsage() {
   if (!rows.length) {
     const tr = el("tr");
     const td = el("td", "No requests in this period.");
-    td.colSpan = 7;
+    td.colSpan = 8;
     tr.appendChild(td);
     rows.push(tr);
   }
   body.replaceChildren(...rows);
   $("#estimate-note").hidden = !groups.some((g) => g.estimated);
-  drawChart(u.daily || []);
+  const daily = u.daily || [];
+  $("#cost-note").hidden = ![...groups, ...daily].some((g) => g.unpriced);
+  drawChart(daily);
+  drawDaily(daily);
+  drawSpend(u.today_cost, u.daily_budget);
+}
+
+function drawDaily(days) {
+  $("#daily tbody").replaceChildren(...days.slice().reverse().map((d) => {
+    const tr = el("tr");
+    const day = new Date(d.date + "T12:00:00");
+    tr.appendChild(el("td", day.toLocaleDateString(undefined, { weekday: "short", month: "short", day: "numeric" })));
+    tr.appendChild(el("td", num(d.requests), "num"));
+    const tokensTd = el("td", (d.estimated ? "~" : "") + num(d.tokens), "num");
+    if (d.estimated) { tokensTd.title = "includes counts " + ESTIMATED; tokensTd.classList.add("estimated"); }
+    tr.appendChild(tokensTd);
+    tr.appendChild(costCell(d));
+    return tr;
+  }));
+}
+
+// What today cost so far, held against [costs] daily_budget when there is one.
+function drawSpend(spent, budget) {
+  const box = $("#today-cost");
+  const nothing = !spent || (spent.cost === null && !spent.unpriced);
+  if (nothing && (budget === null || budget === undefined)) { box.hidden = true; return; }
+  const over = budget !== null && budget !== undefined && !nothing && spent.cost !== null && spent.cost > budget;
+  let text = "Today: " + (nothing ? "nothing spent yet" : costText(spent));
+  if (over) text += `, over the ${money(budget)} daily budget`;
+  else if (nothing && budget !== null && budget !== undefined) text += `; daily budget ${money(budget)}`;
+  else if (budget !== null && budget !== undefined) text += `${spent.unpriced ? ", " : " "}of the ${money(budget)} daily budget`;
+  box.textContent = text;
+  box.className = over ? "over" : "";
+  box.title = over ? "today's cost is past [costs] daily_budget" : "";
+  box.hidden = false;
 }
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -255,7 +327,7 @@ function drawChart(days) {
     const okH = ((d.requests - d.errors) / max) * plotH;
     const badH = (d.errors / max) * plotH;
     const g = svg("g", {});
-    g.appendChild(svg("title", {}, `${d.date}: ${d.requests} requests, ${d.errors} failed, ${d.tokens.toLocaleString()} tokens`));
+    g.appendChild(svg("title", {}, `${d.date}: ${d.requests} requests, ${d.errors} failed, ${d.tokens.toLocaleString()} tokens, cost ${costText(d)}`));
     g.appendChild(svg("rect", { x, y: H - bottom - okH, width: w, height: Math.max(0, okH), class: "bar", rx: 2 }));
     g.appendChild(svg("rect", { x, y: H - bottom - okH - badH, width: w, height: Math.max(0, badH), class: "bar bad", rx: 2 }));
     const label = new Date(d.date + "T12:00:00").toLocaleDateString(undefined, { weekday: "short" });
@@ -288,8 +360,16 @@ async function showDetail(uid) {
     ["First byte", ms(r.ttfb_ms)],
     ["Duration", ms(r.duration_ms)],
     ["Tokens in / out", tokens(r) + (r.tokens_estimated ? " (" + ESTIMATED + ")" : "")],
-    ["Error", r.error || "–"],
   ];
+  if (r.cached_tokens !== null && r.cached_tokens !== undefined) fields.push(["Cached tokens", num(r.cached_tokens) + " of the prompt"]);
+  if (r.reasoning_tokens !== null && r.reasoning_tokens !== undefined) fields.push(["Reasoning tokens", num(r.reasoning_tokens)]);
+  if (r.cost !== null && r.cost !== undefined) {
+    fields.push(["Cost", (r.tokens_estimated ? "~" : "") + money(r.cost) + (r.tokens_estimated ? " (from estimated token counts)" : "")]);
+  } else if (r.prompt_tokens !== null || r.completion_tokens !== null) {
+    fields.push(["Cost", "unknown (no price is known for this model; not $0)"]);
+  }
+  if (r.key_label) fields.push(["Key", r.key_label]);  // its label: a key itself never reaches the page
+  fields.push(["Error", r.error || "–"]);
   const dl = $("#detail-fields");
   dl.replaceChildren();
   for (const [k, v] of fields) { dl.appendChild(el("dt", k)); dl.appendChild(el("dd", v)); }
@@ -298,6 +378,9 @@ async function showDetail(uid) {
   $("#detail-attempts").replaceChildren(...attempts.map((a) => el("li",
     `${a.provider} / ${a.model}: ${a.status === null ? "skipped" : a.status}` +
     (a.ms ? ` in ${ms(a.ms)}` : "") + (a.error ? ` — ${a.error}` : ""))));
+  const skipped = r.keys_skipped || [];
+  $("#detail-skipped-title").hidden = skipped.length === 0;
+  $("#detail-skipped").replaceChildren(...skipped.map((t) => el("li", t)));
   const rewrites = r.rewrites.length ? r.rewrites : ["nothing"];
   $("#detail-rewrites").replaceChildren(...rewrites.map((t) => el("li", t)));
   $("#detail-body-title").hidden = !r.error_body;
