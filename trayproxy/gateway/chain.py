@@ -75,6 +75,7 @@ async def _run(
         _describe(draft, route, first=index == 0)
         for key in pick.ready:
             client.trying(provider.name, provider.keepalive_seconds if draft.stream else 0)
+            state.prices.want(state.session, provider, state.proxy_for)
             attempt = Attempt(
                 request, state, config, route, endpoint, draft, retried=bool(tries), key=key
             )
@@ -85,6 +86,7 @@ async def _run(
             label = key.label if several else None
             if not isinstance(outcome, Failure):
                 state.keys.served(provider.name, key, route.upstream_model)
+                draft.price = state.prices.price(config, route)
                 draft.key_label = key.label if key.ref.secret is not None else None
                 tries.append(_try(route, label, outcome.status, None, ms))
                 if len(tries) > 1:

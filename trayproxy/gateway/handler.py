@@ -85,6 +85,10 @@ async def relay(request: web.Request, endpoint: str) -> web.StreamResponse:
         raise
     finally:
         record = state.logbook.add(draft)  # filed before the request counts as done
+        if record.cost:
+            passed = state.spend.add(record.time, record.cost, config.costs.daily_budget)
+            if passed is not None and state.notify is not None:
+                state.notify("Daily budget passed", passed)
         state.active -= 1
         if not state.active:
             state.idle.set()

@@ -13,6 +13,7 @@ from aiohttp import web
 from trayproxy.config.model import Config
 from trayproxy.gateway.errors import Failure
 from trayproxy.gateway.key_pool import KeyPool
+from trayproxy.gateway.prices import DailySpend, PriceBook
 from trayproxy.gateway.upstream import system_proxy
 from trayproxy.providers.reasoning import ReasoningMemory
 from trayproxy.records.history import History
@@ -48,6 +49,9 @@ class ProxyState:
     _proxies: dict[str, str | None] = field(default_factory=dict)
     # each provider key's state: ready, cooling down after a 429, set aside after a 401
     keys: KeyPool = field(default_factory=KeyPool)
+    # prices read from providers' lists; what today cost so far
+    prices: PriceBook = field(default_factory=PriceBook)
+    spend: DailySpend = field(default_factory=DailySpend)
     # tells the user something once (a desktop notification; the app sets it): title, text
     notify: Callable[[str, str], None] | None = None
     # reasoning of recent tool-call turns, for providers that want it back (dialect.py)

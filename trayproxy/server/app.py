@@ -11,7 +11,7 @@ from aiohttp import web
 
 from trayproxy import __version__
 from trayproxy.config.model import Config
-from trayproxy.gateway import provider_client
+from trayproxy.gateway import prices, provider_client
 from trayproxy.gateway.errors import error_response, in_client_shape
 from trayproxy.gateway.guard import guard
 from trayproxy.gateway.handler import RELAY_ENDPOINTS, make_handler
@@ -155,9 +155,11 @@ async def status_api(request: web.Request) -> web.Response:
 async def _client_session(app: web.Application) -> AsyncIterator[None]:
     state = app[STATE]
     state.session = provider_client.open_session()
+    await prices.seed_spend(state)
     try:
         yield
     finally:
+        await state.prices.settle(cancel=True)
         await state.session.close()
         state.session = None
 

@@ -1,0 +1,155 @@
+"""Prices for the record: a model's from config.toml, else from its provider's published
+price list (read at start, after each config change and daily), else unknown; and what
+today cost so far, against ``[costs] daily_budget``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trayproxy.config.model import Config, Provider
+from trayproxy.core.prices import Price, from_model_list
+from trayproxy.gateway import provider_client, upstream
+from trayproxy.gateway.stream import within
+from trayproxy.gateway.whole_answer import AnswerTooLarge, read_whole
+from trayproxy.records import queries
+from trayproxy.routing.resolve import Route
+
+log = logging.getLogger(__name__)
+
+LIST_LIMIT = 32 * 1024 * 1024  # OpenRouter's list is about 1.5 MB
+REFRESH_SECONDS = 24 * 3600.0
+LIST_TIMEOUT = 30.0
+
+
+@dataclass
+class PriceBook:
+    """The price lists read from providers, by provider and model name. A list is read
+    when its provider is first used (a provider never used is never asked) and again a day
+    later; meanwhile a request's price may be unknown."""
+
+    lists: dict[str, dict[str, Price]] = field(default_factory=dict)
+    read_at: dict[str, float] = field(default_factory=dict)  # "name base_url" -> monotonic
+    problems: dict[str, str] = field(default_factory=dict)  # provider -> why it is not read
+    _reading: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+
+    def price(self, config: Config, route: Route) -> Price | None:
+        """What ``route``'s model costs: the mapping's price, the provider's, its price
+        list's, or None (unknown, never 0)."""
+        mapping = config.models.get(route.client_model)
+        if mapping is not None and mapping.price is not None:
+            return mapping.price
+        if route.provider.price is not None:
+            return route.provider.price
+        return self.lists.get(route.provider.name, {}).get(route.upstream_model)
+
+    def want(
+        self, session: Any, provider: Provider, proxy_for: Callable[[str], str | None]
+    ) -> None:
+        """Read ``provider``'s price list in the background if it publishes one and it was
+        not read in the last day (nor is being read)."""
+        if not provider.profile.price_list or session is None:
+            return
+        which = f"{provider.name} {provider.base_url}"
+        fresh = time.monotonic() - self.read_at.get(which, -REFRESH_SECONDS) < REFRESH_SECONDS
+        if fresh or which in self._reading:
+            return
+        self.read_at[which] = time.monotonic()  # a failure is not retried before tomorrow
+        task = asyncio.create_task(self._refresh(session, provider, proxy_for))
+        self._reading[which] = task
+        task.add_done_callback(lambda _: self._reading.pop(which, None))
+
+    async def _refresh(
+        self, session: Any, provider: Provider, proxy_for: Callable[[str], str | None]
+    ) -> None:
+        name = provider.name
+        try:
+            found = await within(_read(session, provider, proxy_for), LIST_TIMEOUT)
+        except Exception as exc:  # kept from earlier, or unknown: never a crash
+            why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            log.warning("could not read the price list of provider %r: %s", name, why)
+            self.problems[name] = why
+            return
+        self.lists[name] = found
+        self.problems.pop(name, None)
+        log.info("read %d prices from provider %r", len(found), name)
+
+    async def settle(self, cancel: bool = False) -> None:
+        """Wait for the lists being read (``cancel``: stop reading them, at shutdown)."""
+        for task in list(self._reading.values()):
+            if cancel:
+                task.cancel()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await task
+
+
+async def _read(
+    session: Any, provider: Provider, proxy_for: Callable[[str], str | None]
+) -> dict[str, Price]:
+    url = upstream.endpoint_url(provider.base_url, "models")
+    try:
+        headers = upstream.provider_headers(provider)
+    except upstream.MissingKeyError:
+        headers = {}  # OpenRouter lists its models to anyone
+    async with session.get(
+        url,
+        headers=headers,
+        proxy=proxy_for(url),
+        allow_redirects=False,
+        timeout=provider_client.timeout(provider.connect_timeout),
+    ) as resp:
+        if resp.status != 200:
+            raise RuntimeError(f"GET {url} answered {resp.status}")
+        try:
+            data = await read_whole(resp, LIST_TIMEOUT, LIST_LIMIT)
+        except AnswerTooLarge:
+            raise RuntimeError(f"GET {url} answered more than {LIST_LIMIT} bytes") from None
+    return from_model_list(json.loads(data), provider.name)
+
+
+@dataclass
+class DailySpend:
+    """What today's requests cost so far (local days); the budget is said once a day."""
+
+    day: str = ""
+    total: float = 0.0
+    warned: str = ""  # the day the budget's notice was given
+
+    def add(self, when: float, cost: float, budget: float | None) -> str | None:
+        """Count ``cost``; a notice's text when this request passes the budget."""
+        day = time.strftime("%Y-%m-%d", time.localtime(when))
+        if day != self.day:
+            self.day, self.total = day, 0.0
+        self.total += cost
+        if budget is None or self.total <= budget or self.warned == day:
+            return None
+        self.warned = day
+        return (
+            f"Today's requests cost ${self.total:.2f} so far, past your daily budget of "
+            f"${budget:.2f} ([costs] daily_budget in config.toml). trayproxy goes on serving."
+        )
+
+    def seed(self, history: Path) -> None:
+        """Start from what the history says today cost before this run (a worker thread)."""
+        spent = queries.usage(history, days=1).get("today_cost", {}).get("cost")
+        if spent:
+            self.day = time.strftime("%Y-%m-%d")
+            self.total += float(spent)
+
+
+async def seed_spend(state: Any) -> None:
+    """Today's spend starts from what the history says earlier runs cost today."""
+    if state.history is None:
+        return
+    try:
+        await asyncio.to_thread(state.spend.seed, state.history.path)
+    except Exception:
+        log.exception("reading today's cost from the history failed")
