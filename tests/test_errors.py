@@ -138,9 +138,9 @@ def test_missing_provider_key_is_clear(proxy: Proxy) -> None:
 
 def test_four_mib_body_goes_through(proxy: Proxy) -> None:
     big = "x" * (4 * 1024 * 1024)
-    status, _, _ = post_json(
+    status, _, _ = post_json(  # a mapping with no max_context_size: no estimate stops it
         proxy.base_url + "/chat/completions",
-        {**CHAT, "messages": [{"role": "user", "content": big}]},
+        {**CHAT, "model": "fake/gated", "messages": [{"role": "user", "content": big}]},
     )
     assert status == 200
     assert proxy.upstream.last.body["messages"][0]["content"] == big

@@ -208,6 +208,7 @@ class App(Commands):
             actions=self.page_actions(),
             autostart_enabled=self.autostart_on,
             history=history,
+            notify=lambda title, text: self.notify(Notice(title, text, ok=False)),
         )
         server.logbook.subscribe(history.add)
         try:

@@ -17,14 +17,17 @@ import asyncio
 import contextlib
 import re
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from trayproxy.gateway.errors import Failure
-from trayproxy.gateway.state import ProxyState
 from trayproxy.protocols import messages_errors, responses_stream
 from trayproxy.protocols.messages_request import MESSAGES
 from trayproxy.records.logbook import RecordDraft
+
+if TYPE_CHECKING:  # the state holds what imports this module
+    from trayproxy.gateway.state import ProxyState
 
 KEEPALIVE = b": keep-alive\n\n"
 HELD_LIMIT = 256 * 1024  # held this much without content: committed anyway

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from trayproxy.config.model import MAX_MODEL_ID, Config, model_id_problem
 from trayproxy.core import jsonbody
-from trayproxy.gateway import chain, translate, upstream
+from trayproxy.gateway import chain, context_fit, translate, upstream
 from trayproxy.gateway.errors import Failure
 from trayproxy.gateway.state import STATE, ProxyState
 from trayproxy.protocols.messages_request import COUNT_TOKENS, MESSAGES
@@ -163,4 +163,7 @@ async def _relay(
         return _fail(draft, 404, state.redact(exc.message), code="model_not_found", param="model")
     if endpoint == COUNT_TOKENS:
         return await translate.count_tokens(routes, body, draft)
-    return await chain.run(request, state, config, routes, endpoint, body, draft)
+    fitting = await context_fit.fit(config, routes, endpoint, body, raw, draft)
+    if isinstance(fitting, Failure):
+        return chain.give_up(fitting, draft)
+    return await chain.run(request, state, config, fitting, endpoint, body, draft)

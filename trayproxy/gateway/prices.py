@@ -18,8 +18,6 @@ from typing import Any
 from trayproxy.config.model import Config, Provider
 from trayproxy.core.prices import Price, from_model_list
 from trayproxy.gateway import provider_client, upstream
-from trayproxy.gateway.stream import within
-from trayproxy.gateway.whole_answer import AnswerTooLarge, read_whole
 from trayproxy.records import queries
 from trayproxy.routing.resolve import Route
 
@@ -72,7 +70,7 @@ class PriceBook:
     ) -> None:
         name = provider.name
         try:
-            found = await within(_read(session, provider, proxy_for), LIST_TIMEOUT)
+            found = await asyncio.wait_for(_read(session, provider, proxy_for), LIST_TIMEOUT)
         except Exception as exc:  # kept from earlier, or unknown: never a crash
             why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             log.warning("could not read the price list of provider %r: %s", name, why)
@@ -108,11 +106,14 @@ async def _read(
     ) as resp:
         if resp.status != 200:
             raise RuntimeError(f"GET {url} answered {resp.status}")
-        try:
-            data = await read_whole(resp, LIST_TIMEOUT, LIST_LIMIT)
-        except AnswerTooLarge:
-            raise RuntimeError(f"GET {url} answered more than {LIST_LIMIT} bytes") from None
-    return from_model_list(json.loads(data), provider.name)
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in resp.content.iter_any():
+            size += len(chunk)
+            if size > LIST_LIMIT:
+                raise RuntimeError(f"GET {url} answered more than {LIST_LIMIT} bytes")
+            parts.append(chunk)
+    return from_model_list(json.loads(b"".join(parts)), provider.name)
 
 
 @dataclass

@@ -51,16 +51,26 @@ def _state(provider: Provider) -> str:
     return "ok"
 
 
+def _from(provider: Provider) -> str:
+    if provider.api_keys:
+        return f"{len(provider.api_keys)} keys (api_keys, {provider.key_strategy})"
+    return provider.api_key.describe()
+
+
 async def list_keys(request: web.Request) -> web.Response:
-    """GET /_trayproxy/api/keys: each provider, where its key comes from, whether it needs one."""
-    config = request.app[STATE].config
+    """GET /_trayproxy/api/keys: each provider, where its key comes from, whether it needs
+    one, and each of its keys by label: ready, cooling down until when, rejected, missing."""
+    state = request.app[STATE]
+    config = state.config
+    labelled = state.keys.snapshot(config.providers)
     return web.json_response(
         {
             "providers": [
                 {
                     "name": name,
                     "base_url": p.base_url,
-                    "key": p.api_key.describe(),
+                    "key": _from(p),
+                    "keys": labelled.get(name, []),
                     "needs_key": p.needs_key,
                     "state": _state(p),
                     "keychain_entry": keychain_entry(p),

@@ -54,8 +54,10 @@ class ProxyServer:
         actions: Mapping[str, Action] | None = None,
         autostart_enabled: Callable[[], bool] | None = None,
         history: History | None = None,
+        notify: Callable[[str, str], None] | None = None,
     ) -> None:
         self.history = history
+        self._notify = notify
         self._config = config
         self._actions = dict(actions or {})
         self._autostart_enabled = autostart_enabled
@@ -148,6 +150,18 @@ class ProxyServer:
 
     # ------------------------------------------------------------ loop thread
 
+    def _tell(self, title: str, message: str) -> None:
+        """Something the user must hear once (a key set aside, the budget passed): the
+        desktop's notification, shown from a worker thread (never the loop's), else the
+        log."""
+        notify = self._notify
+        if notify is None:
+            log.warning("%s: %s", title, message)
+            return
+        threading.Thread(
+            target=notify, args=(title, message), name="trayproxy-notice", daemon=True
+        ).start()
+
     async def _apply(self, config: Config) -> None:
         assert self._state is not None
         self._state.config = config
@@ -213,6 +227,7 @@ class ProxyServer:
             actions=self._actions,
             autostart_enabled=self._autostart_enabled,
             history=self.history,
+            notify=self._tell,
         )
         app = create_app(self._state)
         runner = web.AppRunner(

@@ -376,7 +376,7 @@ async function showDetail(uid) {
   const attempts = r.attempts || [];
   $("#detail-attempts-title").hidden = attempts.length === 0;
   $("#detail-attempts").replaceChildren(...attempts.map((a) => el("li",
-    `${a.provider} / ${a.model}: ${a.status === null ? "skipped" : a.status}` +
+    `${a.provider} / ${a.model}${a.key ? ` (key ${a.key})` : ""}: ${a.status === null ? "skipped" : a.status}` +
     (a.ms ? ` in ${ms(a.ms)}` : "") + (a.error ? ` — ${a.error}` : ""))));
   const skipped = r.keys_skipped || [];
   $("#detail-skipped-title").hidden = skipped.length === 0;
@@ -512,14 +512,40 @@ function keyForm(p) {
   return form;
 }
 
+const KEY_WORDS = { ready: "ready", missing: "not set", rejected: "rejected", cooling: "cooling down" };
+
+// Where the key comes from, and with several keys (or one that is not ready) each key by its
+// label: ready, cooling down until when, rejected and why. Never a key's value.
+function keyStates(p) {
+  const cell = el("td", p.key);
+  const keys = p.keys || [];
+  if (keys.length < 2 && keys.every((k) => k.state === "ready")) return cell;
+  const list = el("ul", null, "key-states");
+  for (const k of keys) {
+    let text = `${k.label}: ${KEY_WORDS[k.state] || k.state}`;
+    if (k.state === "cooling") {
+      const models = Object.keys(k.models || {});
+      text += " until " + new Date(k.until * 1000).toLocaleTimeString();
+      if (models.length) text += " (" + models.join(", ") + ")";
+    }
+    if (k.state === "rejected" && k.why) text += " (" + k.why + ")";
+    const item = el("li", text, "key-" + k.state);
+    item.dataset.label = k.label;
+    list.appendChild(item);
+  }
+  cell.appendChild(list);
+  return cell;
+}
+
 let keysShown = false;
+let keysTimer = null;
 async function loadKeys() {
   try {
     const data = await (await api(`${API}/keys`)).json();
     const rows = data.providers.map((p) => {
       const tr = el("tr");
       tr.dataset.provider = p.name;
-      tr.append(el("td", p.name, "model"), el("td", p.key));
+      tr.append(el("td", p.name, "model"), keyStates(p));
       tr.appendChild(el("td", p.state, "state " + (p.needs_key ? "bad" : "good")));
       const cell = el("td");
       if (p.keychain_entry) cell.appendChild(keyForm(p));
@@ -535,6 +561,10 @@ async function loadKeys() {
     // open when a key is missing; folded away once every provider has what it needs
     if (!keysShown || lacking) $("#keys-details").open = lacking > 0;
     keysShown = true;
+    // a cooling key becomes ready again on its own: look again while one cools
+    const cooling = data.providers.some((p) => (p.keys || []).some((k) => k.state === "cooling"));
+    clearTimeout(keysTimer);
+    if (cooling) keysTimer = setTimeout(loadKeys, 5000);
   } catch (e) { /* the rest of the page still works */ }
 }
 
