@@ -242,7 +242,8 @@ async def _pump(
                 b"".join(held), headers, attempt.retried, attempt.failure_event
             )
         except ConnectionError:
-            draft.status, draft.error = 499, "client disconnected"
+            draft.status = 499
+            draft.error = "client disconnected"
             return client.out or web.StreamResponse(status=499)
         held = []
     if held:
