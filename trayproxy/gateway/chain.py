@@ -24,6 +24,8 @@ from trayproxy.gateway.state import ProxyState
 from trayproxy.records.logbook import RecordDraft
 from trayproxy.routing.resolve import Route
 
+PRICE_WAIT = 5.0  # seconds a finished stream waits for its provider's price list
+
 
 async def run(
     request: web.Request,
@@ -87,6 +89,9 @@ async def _run(
             if not isinstance(outcome, Failure):
                 state.keys.served(provider.name, key, route.upstream_model)
                 draft.price = state.prices.price(config, route)
+                if draft.price is None and outcome.prepared:  # a stream: the client has it all
+                    await state.prices.reading(provider, PRICE_WAIT)  # a first request's price
+                    draft.price = state.prices.price(config, route)
                 draft.key_label = key.label if key.ref.secret is not None else None
                 tries.append(_try(route, label, outcome.status, None, ms))
                 if len(tries) > 1:

@@ -80,6 +80,13 @@ class PriceBook:
         self.problems.pop(name, None)
         log.info("read %d prices from provider %r", len(found), name)
 
+    async def reading(self, provider: Provider, seconds: float) -> None:
+        """Wait up to ``seconds`` for ``provider``'s list if it is being read now."""
+        task = self._reading.get(f"{provider.name} {provider.base_url}")
+        if task is not None:
+            with contextlib.suppress(Exception, asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(task), seconds)
+
     async def settle(self, cancel: bool = False) -> None:
         """Wait for the lists being read (``cancel``: stop reading them, at shutdown)."""
         for task in list(self._reading.values()):
