@@ -86,6 +86,8 @@ async def _run(
             outcome = await attempt.run(body)
             ms = round((time.perf_counter() - started) * 1000, 1)
             label = key.label if several else None
+            if not isinstance(outcome, Failure) and client.out is not None and not outcome.prepared:
+                outcome = _whole_answer_too_late(provider.name, draft)  # cannot follow pings
             if not isinstance(outcome, Failure):
                 state.keys.served(provider.name, key, route.upstream_model)
                 draft.price = state.prices.price(config, route)
@@ -120,6 +122,20 @@ async def _run(
         draft.status, draft.error = failure.status, failure.message
         return await client.fail(failure)
     return give_up(failure, draft, retried=len(tries) > 1)
+
+
+def _whole_answer_too_late(provider: str, draft: RecordDraft) -> Failure:
+    """A provider that answers a streamed request with a whole JSON answer after the
+    client's stream was opened for keep-alives: the answer cannot be sent as it is."""
+    draft.rewrites.append("the provider's whole (non-streamed) answer came after keep-alives")
+    return Failure(
+        502,
+        f"Provider '{provider}' answered the streamed request with a whole (non-streamed) "
+        "answer after trayproxy had begun the stream to keep it alive; it cannot be relayed. "
+        f"Set keepalive_seconds = 0 under [providers.{provider}] if it does not stream.",
+        "upstream_error",
+        final=True,
+    )
 
 
 def _no_key_ready(provider: str, pick: Pick) -> Failure:
