@@ -27,7 +27,7 @@ def describe_config(config: Config) -> str:
         (
             n,
             p.base_url,
-            p.api_key.describe(),
+            p.describe_key(),
             p.profile.name + (" (from URL)" if p.profile_inferred else ""),
         )
         for n, p in sorted(config.providers.items())
@@ -51,7 +51,7 @@ def needing_keys(n: int) -> str:
 def describe_keys(config: Config) -> str:
     """Each provider and where its key comes from (never the key)."""
     rows = [
-        (name, p.api_key.describe(), "needs a key" if p.needs_key else "ok")
+        (name, p.describe_key(), "needs a key" if p.needs_key else "ok")
         for name, p in sorted(config.providers.items())
     ]
     return render_table(("PROVIDER", "KEY", "STATE"), rows)

@@ -140,6 +140,15 @@ class Provider:
             return self.api_keys
         return (ProviderKey(key_label(self.api_key, 1), self.api_key),)
 
+    def describe_key(self) -> str:
+        """Where its key or keys come from (never a key): for ``trayproxy check`` and the page."""
+        if not self.api_keys:
+            return self.api_key.describe()
+        states = ", ".join(
+            f"{key.label} ({'not set' if key.ref.missing else 'set'})" for key in self.api_keys
+        )
+        return f"{len(self.api_keys)} keys, {self.key_strategy}: {states}"
+
     @property
     def needs_key(self) -> bool:
         """Requests to it fail for want of a key: a reference that reads nothing, or (with no

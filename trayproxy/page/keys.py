@@ -21,6 +21,8 @@ MAX_BODY_BYTES = 16 * 1024  # a key is a few hundred bytes at most
 def keychain_entry(provider: Provider) -> str | None:
     """The keychain entry the config reads this provider's key from, or None when its key
     comes from elsewhere (an environment variable, config.toml, or no key at all)."""
+    if provider.api_keys:  # several: each is stored by its own name (the note says how)
+        return None
     source = provider.api_key.source
     if provider.api_key.automatic or source.startswith("auto:"):
         return provider.name  # no api_key line: the entry named after the provider, first
@@ -31,6 +33,11 @@ def keychain_entry(provider: Provider) -> str | None:
 
 def _elsewhere(provider: Provider) -> str:
     source, name = provider.api_key.source, provider.name
+    if provider.api_keys:
+        refs = [key.ref.source for key in provider.api_keys]
+        entries = [ref[8:] for ref in refs if ref.startswith("keyring:")]
+        how = f" Store each keychain one with: trayproxy key set {entries[0]}" if entries else ""
+        return f"[providers.{name}] has several keys (api_keys).{how}"
     if source == "none":
         where = 'api_key = "" says it takes no key'
     elif source == "literal":
@@ -51,12 +58,6 @@ def _state(provider: Provider) -> str:
     return "ok"
 
 
-def _from(provider: Provider) -> str:
-    if provider.api_keys:
-        return f"{len(provider.api_keys)} keys (api_keys, {provider.key_strategy})"
-    return provider.api_key.describe()
-
-
 async def list_keys(request: web.Request) -> web.Response:
     """GET /_trayproxy/api/keys: each provider, where its key comes from, whether it needs
     one, and each of its keys by label: ready, cooling down until when, rejected, missing."""
@@ -69,7 +70,7 @@ async def list_keys(request: web.Request) -> web.Response:
                 {
                     "name": name,
                     "base_url": p.base_url,
-                    "key": _from(p),
+                    "key": p.describe_key(),
                     "keys": labelled.get(name, []),
                     "needs_key": p.needs_key,
                     "state": _state(p),
