@@ -107,3 +107,14 @@ def test_the_page_sees_labels_and_states_never_values() -> None:
     ]
     assert list(rows[1]["models"]) == ["llama"] and rows[1]["until"] > time.time() + 50
     assert "k-" not in repr(rows)
+
+
+def test_a_key_whose_variable_is_unset_is_passed_over_while_another_is_set() -> None:
+    pool = KeyPool()
+    unset = ProviderKey("GROQ_1", KeyRef("env:GROQ_1"))
+    good = ProviderKey("GROQ_2", KeyRef("env:GROQ_2", Secret("k")))
+    groq = Provider("groq", "https://api.groq.com/openai/v1", unset.ref, api_keys=(unset, good))
+    pick = pool.pick(groq, "m")
+    assert [k.label for k in pick.ready] == ["GROQ_2"] and pick.skipped == ("GROQ_1: not set",)
+    lone = Provider("groq", "https://api.groq.com/openai/v1", unset.ref, api_keys=(unset,))
+    assert [k.label for k in pool.pick(lone, "m").ready] == ["GROQ_1"]  # its error says how

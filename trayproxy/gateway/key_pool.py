@@ -60,9 +60,13 @@ class KeyPool:
             keys = keys[turn:] + keys[:turn]
         now = time.monotonic()
         ready: list[ProviderKey] = []
+        unset: list[ProviderKey] = []  # its variable or keychain entry is empty
         skipped: list[str] = []
         waits: list[float] = []
         for key in keys:
+            if key.ref.missing:
+                unset.append(key)
+                continue
             rejected = self._rejected.get((provider.name, key.label))
             cooling = self._cooling.get((provider.name, key.label, model))
             if rejected is not None:
@@ -73,6 +77,10 @@ class KeyPool:
                 skipped.append(f"{key.label}: rate-limited for {left:.0f} s more")
             else:
                 ready.append(key)
+        if ready or waits or len(unset) < len(keys):
+            skipped += [f"{key.label}: not set" for key in unset]
+        else:  # none is set: the attempt says which and how to set one
+            ready = unset[:1]
         return Pick(
             tuple(ready),
             tuple(skipped),
