@@ -104,7 +104,7 @@ async def _run(
             if attempt.rate_limited:
                 wait = state.keys.cool(provider.name, key, route.upstream_model, attempt.wait_asked)
                 draft.keys_skipped.append(
-                    f"{provider.name} {key.label}: answered 429, resting {wait:.0f} s"
+                    f"{provider.name} {key.label}: answered 429, resting {round(wait, 1):g} s"
                 )
                 continue  # the next key of this provider, then the next route
             if attempt.rejected is not None:

@@ -53,7 +53,8 @@ def _elsewhere(provider: Provider) -> str:
 def _state(provider: Provider) -> str:
     if provider.needs_key:
         return "needs a key"
-    if provider.api_key.secret is None and not any(r.secret for _, r in provider.headers):
+    keys = [key.ref.secret for key in provider.keys]
+    if not any(keys) and not any(r.secret for _, r in provider.headers):
         return "no key needed"
     return "ok"
 
