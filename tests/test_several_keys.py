@@ -372,7 +372,7 @@ def test_a_429_that_says_try_again_in_1_5s_rests_the_key_that_long_for_that_mode
     limited_at = time.monotonic()
     assert status == 200 and chat_text(raw) == "hello from m1"
     assert r.keys_of("tag-1") == [KEY_A, KEY_B]
-    assert r.record()["keys_skipped"] == ["multi KEY_A: answered 429, resting 2 s"]
+    assert r.record()["keys_skipped"] == ["multi KEY_A: answered 429, resting 1.5 s"]
     cooling = r.page_keys()["multi"][0]
     assert cooling["state"] == "cooling" and set(cooling["models"]) == {"m1"}
     assert 1.0 < cooling["until"] - time.time() <= 1.6  # 1.5 s, not the 10 s backoff
