@@ -75,6 +75,8 @@ terminal event:
 * a top-level ``{"type": "error", "message": ...}`` event fails the check, unless the caller
   passes ``allow_error_event=True`` and it is the very last event; the error event's data is
   then returned instead of a response;
+* ``keepalive`` (``{"type", "sequence_number"}`` only: OpenAI's heartbeat while a model
+  thinks) may come anywhere after ``response.in_progress`` and before the terminal event;
 * any other event type fails (see ``EVENT_TYPES``): the API has many more (hosted tools,
   ``response.queued``, refusals, annotations...), but this checker checks what our own gateway
   emits.
@@ -297,6 +299,11 @@ class _Checker:
         self.check_sequence(data)
         if self.end is not None:
             self.fail(f"nothing may follow {self.end[0]} (event #{self.end[1]})")
+        if kind == "keepalive":  # the API's heartbeat while a model thinks: nothing else
+            self.need(self.lifecycle >= 2, "a keepalive comes after response.in_progress")
+            extra = set(data) - {"type", "sequence_number"}
+            self.need(not extra, f"a keepalive carries nothing else, got {sorted(extra)}")
+            return
         self.need(kind in EVENT_TYPES, f"unknown event type {kind!r}")
         if kind == "error":
             self.on_error(data, last)

@@ -550,3 +550,32 @@ def test_a_failed_response_needs_an_error_object() -> None:
     events = numbered([*head(), ev("response.failed", response=response("failed"))])
     with fails(r"event #2 \(response.failed\): response.error must be an object"):
         validate(events)
+
+
+def _with_keepalives(events: list, at: int, n: int = 2) -> list:
+    """``events`` with ``n`` keepalive events at ``at``, sequence numbers counted again."""
+    beats = [{"type": "keepalive"} for _ in range(n)]
+    out = [dict(e) for e in events[:at]] + beats + [dict(e) for e in events[at:]]
+    for number, event in enumerate(out):
+        event["sequence_number"] = number
+    return out
+
+
+def test_keepalive_events_after_in_progress_validate() -> None:
+    events = _with_keepalives(text_answer("Hi"), 2)
+    assert validate(events)["output"][0]["content"][0]["text"] == "Hi"
+    mid = _with_keepalives(text_answer("Hi", " there"), 5)
+    assert validate(mid)["status"] == "completed"
+
+
+def test_a_keepalive_before_in_progress_or_with_fields_fails() -> None:
+    with fails(r"a keepalive comes after response.in_progress"):
+        validate(_with_keepalives(text_answer("Hi"), 1))
+    events = _with_keepalives(text_answer("Hi"), 2)
+    events[2]["response"] = {}
+    with fails(r"a keepalive carries nothing else"):
+        validate(events)
+    events = text_answer("Hi")
+    events.append({"type": "keepalive", "sequence_number": len(events)})
+    with fails(r"nothing may follow response.completed"):
+        validate(events)

@@ -38,6 +38,7 @@ from trayproxy.routing.resolve import PROVIDER_PREFIX, Route, suggest
 _JSON_LIMIT_FOR_USAGE = 32 * 1024 * 1024
 _ERROR_LIMIT = 1024 * 1024  # a provider's error answer is read up to this
 _NOTHING_WRITTEN = ("embeddings", "rerank")  # endpoints whose answers are not text
+PRICE_WAIT = 5.0  # seconds a finished stream waits for its provider's price list
 
 
 class Attempt:
@@ -195,8 +196,16 @@ class Attempt:
         if status < 300 and ("event-stream" in ctype or (draft.stream and "json" not in ctype)):
             rewriter = stream_rewrite.for_exchange(exchange)
             if self.plan is not None and self.plan.translated:
-                self.translation = await translate.translation(self.plan, rewriter)
-                opening, ping = self.translation.start(), translate.PINGS[self.plan.protocol]
+                client, protocol = self.client, self.plan.protocol
+                opened = client.responses if client is not None else None
+                self.translation = await translate.translation(self.plan, rewriter, opened)
+                if client is not None and protocol == translate.RESPONSES:
+                    if opened is None:  # its start goes out with a keep-alive or the content
+                        client.adopt(self.translation.stream)
+                    opening = b""
+                else:
+                    opening = self.translation.start()
+                ping = translate.PINGS[protocol]
                 return await stream_back(self, resp, self.translation, opening, ping)
             return await stream_back(self, resp, rewriter)
         draft.mark_first_byte()  # a JSON answer starts with its status line and headers
@@ -251,6 +260,22 @@ class Attempt:
         if self.speaks_messages:
             return messages_errors.error_event(failure.status, failure.message)
         return failure.event()
+
+    def record_unfinished(self) -> bool:
+        """Whether the record still waits for something once the client has its answer:
+        token counts to estimate, or a price list being read."""
+        draft = self.draft
+        if draft.prompt_tokens is None or draft.completion_tokens is None:
+            return True
+        return draft.price is None and self.state.prices.is_reading(self.provider)
+
+    async def finish_record(self, written: Callable[[], int]) -> None:
+        """The client has its whole answer: the token counts it did not report, estimated,
+        and the price of a first request, once its provider's price list is read."""
+        await self.count_tokens(written)
+        if self.draft.price is None:
+            await self.state.prices.reading(self.provider, PRICE_WAIT)
+            self.draft.price = self.state.prices.price(self.config, self.route)
 
     async def count_tokens(self, written: Callable[[], int]) -> None:
         """The token counts the provider did not report, estimated from the request sent and

@@ -21,10 +21,9 @@ from trayproxy.gateway.client_stream import ClientStream
 from trayproxy.gateway.errors import Failure
 from trayproxy.gateway.key_pool import Pick
 from trayproxy.gateway.state import ProxyState
+from trayproxy.gateway.translate import RESPONSES, native_base
 from trayproxy.records.logbook import RecordDraft
 from trayproxy.routing.resolve import Route
-
-PRICE_WAIT = 5.0  # seconds a finished stream waits for its provider's price list
 
 
 async def run(
@@ -76,8 +75,15 @@ async def _run(
             continue
         _describe(draft, route, first=index == 0)
         for key in pick.ready:
-            client.trying(provider.name, provider.keepalive_seconds if draft.stream else 0)
+            client.trying(
+                provider.name,
+                provider.keepalive_seconds if draft.stream else 0,
+                own_events=endpoint == RESPONSES and native_base(route, RESPONSES) is None,
+            )
             state.prices.want(state.session, provider, state.proxy_for)
+            # the record's, should the client hang up once it has the whole answer
+            draft.price = state.prices.price(config, route)
+            draft.key_label = key.label if key.ref.secret is not None else None
             attempt = Attempt(
                 request, state, config, route, endpoint, draft, retried=bool(tries), key=key
             )
@@ -90,11 +96,6 @@ async def _run(
                 outcome = _whole_answer_too_late(provider.name, draft)  # cannot follow pings
             if not isinstance(outcome, Failure):
                 state.keys.served(provider.name, key, route.upstream_model)
-                draft.price = state.prices.price(config, route)
-                if draft.price is None and outcome.prepared:  # a stream: the client has it all
-                    await state.prices.reading(provider, PRICE_WAIT)  # a first request's price
-                    draft.price = state.prices.price(config, route)
-                draft.key_label = key.label if key.ref.secret is not None else None
                 tries.append(_try(route, label, outcome.status, None, ms))
                 if len(tries) > 1:
                     draft.attempts = tries
@@ -117,6 +118,7 @@ async def _run(
             break
     if len(tries) > 1:
         draft.attempts = tries
+    draft.key_label = None  # no key served
     assert failure is not None
     if client.out is not None:  # kept alive: the client waits in-stream
         draft.status, draft.error = failure.status, failure.message

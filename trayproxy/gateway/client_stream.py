@@ -5,10 +5,12 @@ sent before it (a role chunk, a translation's opening) is held, and a route that
 then gives way to the next key or fallback. Meanwhile, when the provider is silent for the
 provider's ``keepalive_seconds``, the client's response is opened (200, event stream) and
 an SSE comment is written every so often, so that a client with an idle timeout does not
-hang up on a model that thinks for minutes. A comment is the one keep-alive every SSE
-reader ignores, whatever its protocol: Anthropic's ``ping`` before ``message_start`` breaks
-the anthropic SDK, and the Responses API has no ping. A failure after the response opened
-reaches the client as its protocol's error event.
+hang up on a model that thinks for minutes. A comment is the keep-alive every SSE reader
+ignores, whatever its protocol (Anthropic's ``ping`` before ``message_start`` breaks the
+anthropic SDK). But Codex's idle timer counts events, not bytes: a Responses client whose
+request is translated gets trayproxy's ``response.created`` and ``response.in_progress`` and
+then the API's own ``keepalive`` events, and the translation goes on with that stream. A
+failure after the response opened reaches the client as its protocol's error event.
 """
 
 from __future__ import annotations
@@ -62,6 +64,11 @@ class ClientStream:
         self.committed = False  # content written: no other route may answer now
         self.provider = ""  # the route being tried, for the header and the pings
         self._every = 0.0
+        self._own_events = False  # keep-alive as Responses events (a translated route)
+        # the Responses stream the client is sent (its start with the first keep-alive or
+        # the content, ``_opening`` until then), which the translation goes on with
+        self.responses: responses_stream.ResponsesStream | None = None
+        self._opening = b""
         self._timer: asyncio.TimerHandle | None = None
         self._writing: asyncio.Task[None] | None = None
         self._task = asyncio.current_task()
@@ -69,12 +76,22 @@ class ClientStream:
 
     # ------------------------------------------------------------ keep-alive
 
-    def trying(self, provider: str, every: float) -> None:
-        """A route (or key) is being tried: keep-alive after ``every`` s of silence."""
+    def trying(self, provider: str, every: float, own_events: bool = False) -> None:
+        """A route (or key) is being tried: keep-alive after ``every`` s of silence
+        (``own_events``: as Responses events, for a Responses request it translates)."""
         self.provider = provider
         self._every = every
+        if not own_events and self.out is None:  # a route that speaks Responses itself
+            self.responses, self._opening = None, b""
+        self._own_events = own_events or self.responses is not None
         if not self.committed:
             self._arm()
+
+    def adopt(self, stream: responses_stream.ResponsesStream) -> None:
+        """A translated Responses stream, whose start is sent with the first keep-alive or
+        with the content, whichever comes first (numbered now, before its other events)."""
+        self.responses = stream
+        self._opening = stream.start()
 
     def _arm(self) -> None:
         if self._timer is not None:
@@ -93,7 +110,18 @@ class ClientStream:
     async def _ping(self) -> None:
         try:
             out = await self.open()
-            await out.write(KEEPALIVE)
+            if not self._own_events:
+                await out.write(KEEPALIVE)
+            else:
+                if self.responses is None:
+                    self.adopt(
+                        responses_stream.ResponsesStream(
+                            model=self.draft.client_model or "", input_tokens=0
+                        )
+                    )
+                assert self.responses is not None
+                opening, self._opening = self._opening, b""
+                await out.write(opening + self.responses.keepalive())
             self.pinged += 1
         except ConnectionError:  # the client hung up while the provider thinks: stop both
             if self._task is not None and not self._task.done():
@@ -149,14 +177,18 @@ class ClientStream:
         self.committed = True
         out = await self.open(headers, retried)
         self.state.streams[out] = (self.draft, failure_event)
-        if held:
-            await out.write(held)
+        opening, self._opening = self._opening, b""
+        if opening or held:
+            await out.write(opening + held)
         return out
 
     def failure_event(self, failure: Failure) -> bytes:
         """A failure before any content, as the client's protocol ends a stream with one."""
         if self.endpoint == MESSAGES:
             return messages_errors.error_event(failure.status, failure.message)
+        if self.responses is not None:  # the stream the client was (or is to be) sent
+            opening, self._opening = self._opening, b""
+            return opening + self.responses.error(failure.status, failure.message, failure.code)
         if self.endpoint == "responses":
             stream = responses_stream.ResponsesStream(
                 model=self.draft.client_model or "", input_tokens=0

@@ -74,7 +74,12 @@ def _too_long(
     endpoint: str, prompt: int, output: int, window: int, mapping: ModelMapping
 ) -> Failure:
     need = prompt + output
-    if endpoint == MESSAGES:  # Anthropic's words, which Claude Code reads the numbers from
+    if endpoint == MESSAGES and prompt <= window:  # Claude Code retries with less max_tokens
+        said = (
+            f"input length and `max_tokens` exceed context limit: {prompt} + {output} > "
+            f"{window}, decrease input length or `max_tokens` and try again"
+        )
+    elif endpoint == MESSAGES:  # Anthropic's words, which Claude Code reads the numbers from
         said = f"prompt is too long: {need} tokens > {window} maximum"
     else:  # OpenAI's words
         said = (

@@ -80,6 +80,9 @@ class PriceBook:
         self.problems.pop(name, None)
         log.info("read %d prices from provider %r", len(found), name)
 
+    def is_reading(self, provider: Provider) -> bool:
+        return f"{provider.name} {provider.base_url}" in self._reading
+
     async def reading(self, provider: Provider, seconds: float) -> None:
         """Wait up to ``seconds`` for ``provider``'s list if it is being read now."""
         task = self._reading.get(f"{provider.name} {provider.base_url}")

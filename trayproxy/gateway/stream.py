@@ -38,8 +38,12 @@ class Source(Protocol):
     @property
     def name(self) -> str: ...
 
-    async def count_tokens(self, written: Callable[[], int]) -> None:
-        """Estimate the token counts the provider did not report; ``written`` the answer's."""
+    def record_unfinished(self) -> bool:
+        """Whether the record waits for token counts or a price once the client has it all."""
+
+    async def finish_record(self, written: Callable[[], int]) -> None:
+        """Estimate the token counts the provider did not report (``written``: the answer's)
+        and find the price of a first request."""
 
     def failure_event(self, failure: Failure) -> bytes:
         """A failure after the stream began, as its last event in the client's protocol."""
@@ -135,8 +139,14 @@ async def stream_back(
     watcher = StreamWatcher()
     # a translation's client gets its end from finish(); other streams pass [DONE] on
     result = await _pump(attempt, resp, rewriter, watcher, opening, ping, relays_done=not opening)
-    if watcher.events and not isinstance(result, Failure):  # the client has its whole answer
-        await attempt.count_tokens(watcher.estimated_output_tokens)
+    if watcher.events and not isinstance(result, Failure) and attempt.record_unfinished():
+        # the client has it all and may hang up now: the record is finished all the same
+        finishing = asyncio.create_task(attempt.finish_record(watcher.estimated_output_tokens))
+        try:
+            await asyncio.shield(finishing)
+        except asyncio.CancelledError:
+            await finishing
+            raise
     return result
 
 
@@ -262,6 +272,7 @@ async def _pump(
             return out
     with contextlib.suppress(ConnectionError):
         await out.write_eof()
+        draft.delivered = True  # all of it is written: the client may hang up now
     return out
 
 

@@ -196,9 +196,18 @@ class Translation:
         return not (self.stream.ended or self.stream.failed)
 
 
-async def translation(p: Plan, first: StreamRewriter | None) -> Translation:
+async def translation(
+    p: Plan,
+    first: StreamRewriter | None,
+    opened: responses_stream.ResponsesStream | None = None,
+) -> Translation:
+    """The stream translation for ``p``; ``opened``: the Responses stream the client was
+    already sent the start of (while keeping it alive), which this one goes on with."""
     input_tokens = max(await p.estimated_input(), 1)
     stream: Stream
+    if opened is not None and p.protocol == RESPONSES:
+        opened.input_tokens, opened.custom_tools = input_tokens, p.custom_tools
+        return Translation(first, opened)
     if p.protocol == MESSAGES:
         stream = messages_stream.MessagesStream(
             model=p.client_model, input_tokens=input_tokens, stop_sequences=p.stop_sequences

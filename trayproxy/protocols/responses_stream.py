@@ -113,6 +113,11 @@ class ResponsesStream(ChatEvents):
             "response.in_progress", {"response": opening}
         )
 
+    def keepalive(self) -> bytes:
+        """The API's own heartbeat (``{"type": "keepalive"}``, what OpenAI sends while a model
+        thinks): an event, so that Codex's idle timer, which ignores SSE comments, sees it."""
+        return self._event("keepalive", {})
+
     def finish(self) -> bytes:
         """The last events, when the provider finished (else nothing: the relay sends
         ``response.failed`` for a truncated answer)."""
