@@ -7,9 +7,10 @@ without content).
 
 With ``keepalive_seconds`` the client hears ``: keep-alive`` comments while the provider is
 silent (a Responses client: ``response.created``, ``response.in_progress`` and then
-``keepalive`` events, since Codex's idle clock counts events only) and gets the whole answer; without, its read timeout fires. Until the first content a
-failing route still gives way to a fallback, and the client gets one valid stream; with no
-fallback left the failure arrives in-stream, in the client's protocol. Raw streams are held to
+``keepalive`` events, since Codex's idle clock counts events only) and gets the whole answer;
+without, its read timeout fires. Until the first content a failing route still gives way to a
+fallback, and the client gets one valid stream; with no fallback left the failure arrives
+in-stream, in the client's protocol. Raw streams are held to
 tests/anthropic_grammar.py and tests/responses_grammar.py. Last, the real Claude Code and Codex
 CLIs with their own idle timers.
 """

@@ -80,7 +80,7 @@ def _too_long(
             f"{window}, decrease input length or `max_tokens` and try again"
         )
     elif endpoint == MESSAGES:  # Anthropic's words, which Claude Code reads the numbers from
-        said = f"prompt is too long: {need} tokens > {window} maximum"
+        said = f"prompt is too long: {prompt} tokens > {window} maximum"  # the prompt alone
     else:  # OpenAI's words
         said = (
             f"This model's maximum context length is {window} tokens. However, you "

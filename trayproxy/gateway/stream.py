@@ -137,17 +137,31 @@ async def stream_back(
     content event is held (``client_stream``): a failure then is returned, for the next key
     or route to answer. Status is always 200."""
     watcher = StreamWatcher()
-    # a translation's client gets its end from finish(); other streams pass [DONE] on
-    result = await _pump(attempt, resp, rewriter, watcher, opening, ping, relays_done=not opening)
-    if watcher.events and not isinstance(result, Failure) and attempt.record_unfinished():
-        # the client has it all and may hang up now: the record is finished all the same
-        finishing = asyncio.create_task(attempt.finish_record(watcher.estimated_output_tokens))
-        try:
-            await asyncio.shield(finishing)
-        except asyncio.CancelledError:
-            await finishing
-            raise
+    try:
+        # a translation's client gets its end from finish(); other streams pass [DONE] on
+        result = await _pump(
+            attempt, resp, rewriter, watcher, opening, ping, relays_done=not opening
+        )
+    except asyncio.CancelledError:
+        if attempt.draft.delivered:  # it had its end and hung up: the record is finished
+            await _finish_record(attempt, watcher)
+        raise
+    if not isinstance(result, Failure):
+        await _finish_record(attempt, watcher)
     return result
+
+
+async def _finish_record(attempt: Source, watcher: StreamWatcher) -> None:
+    """Token counts to estimate or a price to wait for, once the client has its whole
+    answer (and may hang up meanwhile: a cancellation waits for this to end)."""
+    if not watcher.events or not attempt.record_unfinished():
+        return
+    finishing = asyncio.create_task(attempt.finish_record(watcher.estimated_output_tokens))
+    try:
+        await asyncio.shield(finishing)
+    except asyncio.CancelledError:
+        await finishing
+        raise
 
 
 async def _pump(
