@@ -352,9 +352,7 @@ def test_a_stream_that_fails_midway_ends_with_an_error_event(setup: Setup, model
     assert message["error"]["type"] in ("api_error", "overloaded_error")
 
 
-def test_keep_alives_keep_the_client_company_while_the_provider_is_silent(
-    serve, upstream
-) -> None:
+def test_keep_alives_keep_the_client_company_while_the_provider_is_silent(serve, upstream) -> None:
     """A thinking model says nothing for a while: Claude Code gets SSE comments (the
     anthropic SDK refuses a ``ping`` before ``message_start``, which waits for the first
     content so that a fallback stays possible), then a valid stream."""
