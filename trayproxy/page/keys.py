@@ -50,9 +50,18 @@ def _elsewhere(provider: Provider) -> str:
     )
 
 
-def _state(provider: Provider) -> str:
+def _key_from(provider: Provider) -> str:
+    if provider.api_keys:  # each is listed by label with its state
+        return f"{len(provider.api_keys)} keys (api_keys), {provider.key_strategy}"
+    return provider.api_key.describe()
+
+
+def _state(provider: Provider, keys: list[dict[str, object]]) -> str:
     if provider.needs_key:
         return "needs a key"
+    if len(keys) > 1:
+        ready = sum(key["state"] == "ready" for key in keys)
+        return f"{ready} of {len(keys)} keys ready"
     keys = [key.ref.secret for key in provider.keys]
     if not any(keys) and not any(r.secret for _, r in provider.headers):
         return "no key needed"
@@ -71,10 +80,10 @@ async def list_keys(request: web.Request) -> web.Response:
                 {
                     "name": name,
                     "base_url": p.base_url,
-                    "key": p.describe_key(),
+                    "key": _key_from(p),
                     "keys": labelled.get(name, []),
                     "needs_key": p.needs_key,
-                    "state": _state(p),
+                    "state": _state(p, labelled.get(name, [])),
                     "keychain_entry": keychain_entry(p),
                     "note": None if keychain_entry(p) else _elsewhere(p),
                 }
