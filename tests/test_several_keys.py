@@ -690,4 +690,4 @@ def test_the_keys_api_says_a_provider_with_one_set_key_of_two_is_ok(rig) -> None
     assert status == 200
     multi = next(p for p in json.loads(raw)["providers"] if p["name"] == "multi")
     assert not multi["needs_key"]
-    assert multi["state"] == "ok"
+    assert multi["state"] == "1 of 2 keys ready"
