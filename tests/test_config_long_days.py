@@ -138,7 +138,12 @@ def test_mistakes_name_file_line_and_key(change, where, words) -> None:
         (b'data: {"choices":[{"delta":{"tool_calls":[{"index":0}]}}]}\n\n', True),
         (b'data: {"choices":[{"delta":{},"finish_reason":"stop"}]}\n\n', True),
         (b"data: [DONE]\n\n", True),
-        (b'data: {"error":{"message":"overloaded"}}\n\n', True),
+        # an error is not content: before any, the next key or route may still answer
+        (b'data: {"error":{"message":"overloaded"}}\n\n', False),
+        (
+            b'event: response.created\ndata: {"response":{"error":null,"status":"in_progress"}}',
+            False,
+        ),
         (b"event: content_block_start\ndata: {}\n\n", True),
         (b"event: response.output_item.added\ndata: {}\n\n", True),
     ],

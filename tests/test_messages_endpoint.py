@@ -337,11 +337,10 @@ def test_a_native_provider_s_overload_and_rate_limit_reach_the_client_as_anthrop
     assert limited.value.response.headers["retry-after"] == native.RETRY_AFTER
 
 
-@pytest.mark.parametrize("model", ["moonshot/die-midstream", "moonshot/error-midstream"])
-def test_a_stream_that_fails_midway_ends_with_an_error_event(setup: Setup, model: str) -> None:
+def test_a_stream_that_fails_midway_ends_with_an_error_event(setup: Setup) -> None:
     status, _, raw = setup.post(
         {
-            "model": model,
+            "model": "moonshot/die-midstream",
             "max_tokens": 50,
             "stream": True,
             "messages": [{"role": "user", "content": "hi"}],
@@ -349,7 +348,24 @@ def test_a_stream_that_fails_midway_ends_with_an_error_event(setup: Setup, model
     )
     assert status == 200
     message = validate(parse_sse(raw))
-    assert message["error"]["type"] in ("api_error", "overloaded_error")
+    assert message["error"]["type"] == "api_error"
+
+
+def test_an_error_event_before_any_content_is_an_http_error(setup: Setup) -> None:
+    """The provider's stream says "overloaded" before any content: nothing reached the client,
+    so it gets the failure as an HTTP answer (a fallback could have answered instead)."""
+    status, _, raw = setup.post(
+        {
+            "model": "moonshot/error-midstream",
+            "max_tokens": 50,
+            "stream": True,
+            "messages": [{"role": "user", "content": "hi"}],
+        }
+    )
+    assert status == 503
+    error = json.loads(raw)
+    assert error["type"] == "error" and error["error"]["type"] == "overloaded_error"
+    assert "Overloaded" in error["error"]["message"]
 
 
 def test_keep_alives_keep_the_client_company_while_the_provider_is_silent(serve, upstream) -> None:

@@ -459,7 +459,8 @@ def test_rejected_keys_are_set_aside_with_one_notice_each_until_the_config_is_ap
 
     page = {k["label"]: k for k in r.page_keys()["multi"]}
     assert page["KEY_A"]["state"] == "rejected" and page["KEY_A"]["why"].startswith("401")
-    assert page["KEY_B"]["state"] == "rejected" and page["KEY_B"]["why"].startswith("403")
+    # a 403 sets the key aside for that model only (one the key may not use)
+    assert page["KEY_B"]["state"] == "refused" and page["KEY_B"]["why"].startswith("m1: 403")
     assert page["KEY_C"]["state"] == "ready"
 
     # the user fixes KEY_A and the config is applied again: KEY_A gets another chance
@@ -474,7 +475,7 @@ def test_rejected_keys_are_set_aside_with_one_notice_each_until_the_config_is_ap
     assert len(r.wait_notices(3, timeout=0.3)) == 2
 
 
-def test_every_key_rejected_is_a_502_at_once_without_asking_the_provider_or_a_fallback(
+def test_every_key_rejected_is_a_502_then_later_requests_go_to_the_fallback(
     rig, caplog: pytest.LogCaptureFixture
 ) -> None:
     r = rig({KEY_A: REJECTED, KEY_B: FORBIDDEN}, notify=False)
@@ -484,19 +485,26 @@ def test_every_key_rejected_is_a_502_at_once_without_asking_the_provider_or_a_fa
     # without a notifier, the one notice per key is a warning in the log
     assert len(_rejection_warnings(caplog)) == 2, caplog.text
 
+    # said once; from now on the keys are set aside and the fallback answers at once
     before = len(r.fake.requests)
-    started = time.monotonic()
     status, _, raw = r.chat("multi/fb")
-    assert status == 502 and json.loads(raw)["error"]["code"] == "upstream_auth_failed"
-    assert time.monotonic() - started < 0.5
-    assert len(r.fake.requests) == before  # nothing reached the provider
+    assert status == 200 and chat_text(raw) == "hello from s1"
+    assert [q.key for q in r.fake.requests[before:]] == [KEY_SPARE]  # multi was not asked
     rec = r.record()
-    assert rec["status"] == 502 and rec["key_label"] is None
+    assert rec["provider"] == "spare" and rec["key_label"] == "KEY_SPARE"
     assert all("set aside" in s for s in rec["keys_skipped"]) and len(rec["keys_skipped"]) == 2
-    status, _, raw = r.chat("multi/m")
-    assert status == 502 and len(r.fake.requests) == before
+    assert rec["attempts"][0]["status"] is None and "set aside" in rec["attempts"][0]["error"]
+    # another model without a fallback: KEY_A (401) is aside for every model, KEY_B (403)
+    # only for m1, so it is asked once for m2, then set aside for it too
+    before = len(r.fake.requests)
+    status, _, raw = r.chat("multi/m2")
+    assert status == 502 and [q.key for q in r.fake.requests[before:]] == [KEY_B]
+    status, _, raw = r.chat("multi/m2")
+    assert status == 502 and json.loads(raw)["error"]["code"] == "upstream_auth_failed"
+    assert len(r.fake.requests) == before + 1  # nothing more reached the provider
+    assert r.record()["key_label"] is None
     warned = _rejection_warnings(caplog)
-    assert len(warned) == 2 and "'KEY_A'" in warned[0] and "'KEY_B'" in warned[1], warned
+    assert len(warned) == 3 and "'KEY_A'" in warned[0] and "'KEY_B'" in warned[1], warned
 
 
 def _rejection_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:

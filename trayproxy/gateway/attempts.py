@@ -13,6 +13,7 @@ flows to the client, nothing is retried: a failure then is an in-stream error ev
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +39,8 @@ from trayproxy.routing.resolve import PROVIDER_PREFIX, Route, suggest
 _JSON_LIMIT_FOR_USAGE = 32 * 1024 * 1024
 _ERROR_LIMIT = 1024 * 1024  # a provider's error answer is read up to this
 _NOTHING_WRITTEN = ("embeddings", "rerank")  # endpoints whose answers are not text
+# A 403 about the prompt, not the key (OpenRouter's moderation): passed on as it is
+_REFUSED_CONTENT = re.compile(rb"moderat|flagged|content.?(?:policy|filter)|safety", re.I)
 PRICE_WAIT = 5.0  # seconds a finished stream waits for its provider's price list
 
 
@@ -74,6 +77,7 @@ class Attempt:
         self.rate_limited = False  # answered 429: its key rests ``wait_asked`` seconds
         self.wait_asked: float | None = None
         self.rejected: str | None = None  # "401 ...": the key was refused
+        self.for_model = False  # refused for this model only (a 403)
 
     @property
     def name(self) -> str:
@@ -296,9 +300,11 @@ class Attempt:
         401/403 as trayproxy's own key problem, 429 and 5xx as a failure the next route may
         answer, other 4xx passed on. ``provider_errors`` words the body."""
         state, name, status, draft = self.state, self.name, resp.status, self.draft
-        if status in (401, 403):
+        refused_content = status == 403 and _REFUSED_CONTENT.search(data or b"") is not None
+        if status in (401, 403) and not refused_content:  # not the prompt: the key
             detail = state.redact(error_message_from_body(data or b""))
             self.rejected = f"{status} {detail}"[:160]
+            self.for_model = status == 403  # a model this key may not use: the others may
             draft.error_body = state.redact((data or b"")[:4096].decode("utf-8", "replace"))
             return Failure(
                 502,

@@ -10,6 +10,7 @@ request stays free to move on until its first content event (``client_stream``).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -70,15 +71,21 @@ async def _run(
             else:
                 why = f"skipped: rate-limited for {pick.wait:.0f} s more"
             tries.append(_try(route, None, None, why, 0))
-            if failure.final or last:
+            if last:
                 break
+            continue  # said once (its notice); meanwhile a fallback may answer
+        own_events = endpoint == RESPONSES and native_base(route, RESPONSES) is None
+        sent_ours = client.responses is not None and client.out is not None
+        if endpoint == RESPONSES and not own_events and sent_ours:
+            # its own response.created cannot follow the one trayproxy sent
+            tries.append(_try(route, None, None, "skipped: " + _BEGUN, 0))
             continue
         _describe(draft, route, first=index == 0)
         for key in pick.ready:
             client.trying(
                 provider.name,
                 provider.keepalive_seconds if draft.stream else 0,
-                own_events=endpoint == RESPONSES and native_base(route, RESPONSES) is None,
+                own_events=own_events,
             )
             state.prices.want(state.session, provider, state.proxy_for)
             # the record's, should the client hang up once it has the whole answer
@@ -89,13 +96,22 @@ async def _run(
             )
             attempt.client = client
             started = time.perf_counter()
-            outcome = await attempt.run(body)
-            ms = round((time.perf_counter() - started) * 1000, 1)
             label = key.label if several else None
+            try:
+                outcome = await attempt.run(body)
+            except asyncio.CancelledError:
+                if draft.delivered:  # the client had the whole answer and hung up
+                    state.keys.served(provider.name, key, route.upstream_model)
+                    tries.append(_try(route, label, 200, None, _ms(started)))
+                    if len(tries) > 1:
+                        draft.attempts = tries
+                raise
+            ms = _ms(started)
             if not isinstance(outcome, Failure) and client.out is not None and not outcome.prepared:
                 outcome = _whole_answer_too_late(provider.name, draft)  # cannot follow pings
             if not isinstance(outcome, Failure):
                 state.keys.served(provider.name, key, route.upstream_model)
+                draft.error_body = None  # a failed key's or route's: this one answered
                 tries.append(_try(route, label, outcome.status, None, ms))
                 if len(tries) > 1:
                     draft.attempts = tries
@@ -109,7 +125,8 @@ async def _run(
                 )
                 continue  # the next key of this provider, then the next route
             if attempt.rejected is not None:
-                _set_aside(state, provider.name, key, attempt.rejected)
+                model = route.upstream_model if attempt.for_model else ""
+                _set_aside(state, provider.name, key, attempt.rejected, model)
                 draft.keys_skipped.append(f"{provider.name} {key.label}: {attempt.rejected}")
                 if several and key is not pick.ready[-1]:
                     continue  # another key of this provider may be good
@@ -124,6 +141,16 @@ async def _run(
         draft.status, draft.error = failure.status, failure.message
         return await client.fail(failure)
     return give_up(failure, draft, retried=len(tries) > 1)
+
+
+_BEGUN = (
+    "it serves the Responses API itself, and the client's stream had begun with trayproxy's "
+    "response.created (keep-alive)"
+)
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
 
 
 def _whole_answer_too_late(provider: str, draft: RecordDraft) -> Failure:
@@ -161,12 +188,15 @@ def _no_key_ready(provider: str, pick: Pick) -> Failure:
     )
 
 
-def _set_aside(state: ProxyState, provider: str, key: ProviderKey, why: str) -> None:
-    if state.keys.reject(provider, key, why) and state.notify is not None:
+def _set_aside(
+    state: ProxyState, provider: str, key: ProviderKey, why: str, model: str = ""
+) -> None:
+    if state.keys.reject(provider, key, why, model) and state.notify is not None:
+        which = f" for {model}" if model else ""
         state.notify(
             f"A key of {provider} was rejected",
-            f"{provider} refused the key {key.label!r} ({why}). trayproxy no longer uses it "
-            "until the config changes; fix it and Reload mappings.",
+            f"{provider} refused the key {key.label!r}{which} ({why}). trayproxy no longer "
+            f"uses it{which} until the config changes; fix it and Reload mappings.",
         )
 
 

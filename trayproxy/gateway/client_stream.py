@@ -39,7 +39,7 @@ HELD_LIMIT = 256 * 1024  # held this much without content: committed anyway
 # ``response.created`` is not.
 _CONTENT = re.compile(
     rb'"(?:content|reasoning_content|reasoning|text|thinking|partial_json)"\s*:\s*"(?!")'
-    rb'|"tool_calls"\s*:\s*\[\s*\{|"finish_reason"\s*:\s*"|"error"'
+    rb'|"tool_calls"\s*:\s*\[\s*\{|"finish_reason"\s*:\s*"'
     rb"|content_block_start|message_delta|response\.(?:output_item\.added|completed|failed"
     rb"|incomplete)|^data: ?\[DONE\]",
     re.MULTILINE,
@@ -136,8 +136,11 @@ class ClientStream:
             self._timer = None
         writing, self._writing = self._writing, None
         if writing is not None and not writing.done():
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await asyncio.shield(writing)
+            except asyncio.CancelledError:
+                if not writing.cancelled():  # this task's own cancellation: pass it on
+                    raise
 
     # ------------------------------------------------------------ the response
 
@@ -175,6 +178,8 @@ class ClientStream:
         ``failure_event``). Writes what was held."""
         await self.quiet()
         self.committed = True
+        self.draft.ttfb_ms = None  # the client's first event is now (a held one came earlier)
+        self.draft.mark_first_byte()
         out = await self.open(headers, retried)
         self.state.streams[out] = (self.draft, failure_event)
         opening, self._opening = self._opening, b""

@@ -47,7 +47,8 @@ class KeyPool:
 
     def __init__(self) -> None:
         self._cooling: dict[tuple[str, str, str], Cooling] = {}
-        self._rejected: dict[tuple[str, str], str] = {}
+        # (provider, label, model): why; model "" for every model (a 401)
+        self._rejected: dict[tuple[str, str, str], str] = {}
         self._turn: dict[str, int] = {}
 
     def pick(self, provider: Provider, model: str) -> Pick:
@@ -67,7 +68,9 @@ class KeyPool:
             if key.ref.missing:
                 unset.append(key)
                 continue
-            rejected = self._rejected.get((provider.name, key.label))
+            rejected = self._rejected.get((provider.name, key.label, "")) or self._rejected.get(
+                (provider.name, key.label, model)
+            )
             cooling = self._cooling.get((provider.name, key.label, model))
             if rejected is not None:
                 skipped.append(f"{key.label}: set aside ({rejected})")
@@ -105,10 +108,11 @@ class KeyPool:
     def served(self, provider: str, key: ProviderKey, model: str) -> None:
         self._cooling.pop((provider, key.label, model), None)
 
-    def reject(self, provider: str, key: ProviderKey, why: str) -> bool:
-        """Set ``key`` aside; True the first time (the one notice)."""
-        first = (provider, key.label) not in self._rejected
-        self._rejected[(provider, key.label)] = why
+    def reject(self, provider: str, key: ProviderKey, why: str, model: str = "") -> bool:
+        """Set ``key`` aside, for ``model`` only when given (a 403: that model is not for
+        this key), else for all; True the first time (the one notice)."""
+        first = (provider, key.label, model) not in self._rejected
+        self._rejected[(provider, key.label, model)] = why
         return first
 
     def config_changed(self, config: Config) -> None:
@@ -122,14 +126,20 @@ class KeyPool:
     def snapshot(self, providers: Mapping[str, Provider]) -> dict[str, list[dict[str, Any]]]:
         """Each provider's keys by label, with their state, for the page (no values):
         ``ready``, ``missing`` (its variable or keychain entry is empty), ``rejected``
-        (with why) or ``cooling`` (with the models it rests for, until when)."""
+        (with why), ``cooling`` (with the models it rests for, until when) or ``refused``
+        (a 403 for some models, with why)."""
         now = time.monotonic()
         out: dict[str, list[dict[str, Any]]] = {}
         for name, provider in providers.items():
             rows = []
             for key in provider.keys:
                 row: dict[str, Any] = {"label": key.label, "state": "ready"}
-                rejected = self._rejected.get((name, key.label))
+                rejected = self._rejected.get((name, key.label, ""))
+                refused = {
+                    where[2]: why
+                    for where, why in self._rejected.items()
+                    if where[:2] == (name, key.label) and where[2]
+                }
                 resting = {
                     where[2]: round(c.wall, 1)
                     for where, c in self._cooling.items()
@@ -141,6 +151,10 @@ class KeyPool:
                     row.update(state="rejected", why=rejected)
                 elif resting:
                     row.update(state="cooling", until=max(resting.values()), models=resting)
+                if refused and row["state"] == "ready":  # refused for some models only
+                    row.update(
+                        state="refused", why="; ".join(f"{m}: {w}" for m, w in refused.items())
+                    )
                 rows.append(row)
             out[name] = rows
         return out

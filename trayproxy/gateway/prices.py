@@ -1,6 +1,6 @@
 """Prices for the record: a model's from config.toml, else from its provider's published
-price list (read at start, after each config change and daily), else unknown; and what
-today cost so far, against ``[costs] daily_budget``.
+price list (read when the provider is first used, then daily), else unknown; and what today
+cost so far, against ``[costs] daily_budget``.
 """
 
 from __future__ import annotations
@@ -25,17 +25,19 @@ log = logging.getLogger(__name__)
 
 LIST_LIMIT = 32 * 1024 * 1024  # OpenRouter's list is about 1.5 MB
 REFRESH_SECONDS = 24 * 3600.0
+RETRY_SECONDS = 600.0  # after a failed read (the network was down at start...)
 LIST_TIMEOUT = 30.0
 
 
 @dataclass
 class PriceBook:
     """The price lists read from providers, by provider and model name. A list is read
-    when its provider is first used (a provider never used is never asked) and again a day
-    later; meanwhile a request's price may be unknown."""
+    when its provider is first used (a provider never used is never asked), again a day
+    later or after a config change (10 minutes later when a read failed); meanwhile a
+    request's price may be unknown."""
 
     lists: dict[str, dict[str, Price]] = field(default_factory=dict)
-    read_at: dict[str, float] = field(default_factory=dict)  # "name base_url" -> monotonic
+    read_at: dict[str, float] = field(default_factory=dict)  # "name base_url" -> next read
     problems: dict[str, str] = field(default_factory=dict)  # provider -> why it is not read
     _reading: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
@@ -57,16 +59,24 @@ class PriceBook:
         if not provider.profile.price_list or session is None:
             return
         which = f"{provider.name} {provider.base_url}"
-        fresh = time.monotonic() - self.read_at.get(which, -REFRESH_SECONDS) < REFRESH_SECONDS
-        if fresh or which in self._reading:
+        due = self.read_at.get(which)
+        if (due is not None and time.monotonic() < due) or which in self._reading:
             return
-        self.read_at[which] = time.monotonic()  # a failure is not retried before tomorrow
-        task = asyncio.create_task(self._refresh(session, provider, proxy_for))
+        self.read_at[which] = time.monotonic() + RETRY_SECONDS  # until it is read
+        task = asyncio.create_task(self._refresh(session, provider, proxy_for, which))
         self._reading[which] = task
         task.add_done_callback(lambda _: self._reading.pop(which, None))
 
+    def forget(self) -> None:
+        """A new config: each price list is read again when its provider is next used."""
+        self.read_at.clear()
+
     async def _refresh(
-        self, session: Any, provider: Provider, proxy_for: Callable[[str], str | None]
+        self,
+        session: Any,
+        provider: Provider,
+        proxy_for: Callable[[str], str | None],
+        which: str,
     ) -> None:
         name = provider.name
         try:
@@ -77,6 +87,7 @@ class PriceBook:
             self.problems[name] = why
             return
         self.lists[name] = found
+        self.read_at[which] = time.monotonic() + REFRESH_SECONDS
         self.problems.pop(name, None)
         log.info("read %d prices from provider %r", len(found), name)
 
@@ -103,13 +114,8 @@ async def _read(
     session: Any, provider: Provider, proxy_for: Callable[[str], str | None]
 ) -> dict[str, Price]:
     url = upstream.endpoint_url(provider.base_url, "models")
-    try:
-        headers = upstream.provider_headers(provider)
-    except upstream.MissingKeyError:
-        headers = {}  # OpenRouter lists its models to anyone
-    async with session.get(
+    async with session.get(  # without a key: OpenRouter lists its models and prices to anyone
         url,
-        headers=headers,
         proxy=proxy_for(url),
         allow_redirects=False,
         timeout=provider_client.timeout(provider.connect_timeout),
@@ -132,17 +138,19 @@ class DailySpend:
 
     day: str = ""
     total: float = 0.0
-    warned: str = ""  # the day the budget's notice was given
+    warned: tuple[str, float] | None = None  # the day and budget its notice was given for
 
     def add(self, when: float, cost: float, budget: float | None) -> str | None:
-        """Count ``cost``; a notice's text when this request passes the budget."""
+        """Count ``cost``; a notice's text when this request is the one that passes the
+        budget (not after a restart on a day already past it, nor twice a day)."""
         day = time.strftime("%Y-%m-%d", time.localtime(when))
         if day != self.day:
             self.day, self.total = day, 0.0
+        before = self.total
         self.total += cost
-        if budget is None or self.total <= budget or self.warned == day:
+        if budget is None or not before <= budget < self.total or self.warned == (day, budget):
             return None
-        self.warned = day
+        self.warned = (day, budget)
         return (
             f"Today's requests cost ${self.total:.2f} so far, past your daily budget of "
             f"${budget:.2f} ([costs] daily_budget in config.toml). trayproxy goes on serving."

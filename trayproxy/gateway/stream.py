@@ -21,6 +21,7 @@ from trayproxy.core.usage import StreamWatcher
 from trayproxy.gateway import provider_client, upstream
 from trayproxy.gateway.client_stream import HELD_LIMIT, ClientStream, has_content
 from trayproxy.gateway.errors import Failure
+from trayproxy.gateway.key_pool import wait_asked
 from trayproxy.gateway.state import ProxyState
 from trayproxy.records.logbook import RecordDraft
 
@@ -34,6 +35,8 @@ class Source(Protocol):
     provider: Provider
     retried: bool
     client: ClientStream | None
+    rate_limited: bool
+    wait_asked: float | None
 
     @property
     def name(self) -> str: ...
@@ -227,6 +230,9 @@ async def _pump(
                     )
                     held = []
             watcher.feed(chunk)
+            if out is None and watcher.error is not None:  # an error before any content
+                failure = _early_error(attempt, watcher.error)
+                break
             if relays_done and watcher.done and not draft.delivered and out is not None:
                 draft.delivered = True  # the client has the stream's end: it may hang up now
                 _take_usage(draft, watcher)
@@ -288,6 +294,19 @@ async def _pump(
         await out.write_eof()
         draft.delivered = True  # all of it is written: the client may hang up now
     return out
+
+
+def _early_error(attempt: Source, said: str) -> Failure:
+    """A provider's in-stream error before any content: nothing reached the client, so the
+    next key or route may answer (a rate limit rests the key as a 429 would)."""
+    name = attempt.name
+    if "429" in said or "rate" in said.lower():
+        attempt.rate_limited = True
+        attempt.wait_asked = wait_asked({}, said.encode("utf-8", "replace"))
+        return Failure(429, f"Provider '{name}' is rate-limited: {said}", "rate_limit_exceeded")
+    if "overload" in said.lower():
+        return Failure(503, f"Provider '{name}' is overloaded: {said}", "upstream_overloaded")
+    return Failure(502, f"Provider '{name}' answered with an error: {said}", "upstream_error")
 
 
 def _take_usage(draft: RecordDraft, watcher: StreamWatcher) -> None:

@@ -166,6 +166,7 @@ class ProxyServer:
         assert self._state is not None
         self._state.config = config
         self._state.keys.config_changed(config)  # rejected keys get another chance
+        self._state.prices.forget()  # price lists are read again when next used
         self._state.forget_proxies()  # the OS proxy settings may have changed too
         self.logbook.resize(config.server.log_size)
         self.logbook.redact = redactor(config.secret_values())

@@ -512,7 +512,7 @@ function keyForm(p) {
   return form;
 }
 
-const KEY_WORDS = { ready: "ready", missing: "not set", rejected: "rejected", cooling: "cooling down" };
+const KEY_WORDS = { ready: "ready", missing: "not set", rejected: "rejected", refused: "refused for some models", cooling: "cooling down" };
 
 // Where the key comes from, and with several keys (or one that is not ready) each key by its
 // label: ready, cooling down until when, rejected and why. Never a key's value.
@@ -528,7 +528,7 @@ function keyStates(p) {
       text += " until " + new Date(k.until * 1000).toLocaleTimeString();
       if (models.length) text += " (" + models.join(", ") + ")";
     }
-    if (k.state === "rejected" && k.why) text += " (" + k.why + ")";
+    if ((k.state === "rejected" || k.state === "refused") && k.why) text += " (" + k.why + ")";
     const item = el("li", text, "key-" + k.state);
     item.dataset.label = k.label;
     list.appendChild(item);
