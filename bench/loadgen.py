@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -83,6 +84,11 @@ def responses_request(port: int, model: str, *, stream: bool = False, key: str =
     return head + data
 
 
+# the first text of an answer in any protocol: Chat's content, a Messages text_delta or a
+# Responses output_text.delta (a role chunk's "content":"" or message_start is not)
+_TEXT = re.compile(rb'"(?:content|text|delta)"\s*:\s*"(?!")')
+
+
 @dataclass
 class Answer:
     status: int
@@ -90,6 +96,7 @@ class Answer:
     first_event: float  # seconds from sending to the first SSE event (0 for JSON)
     total: float
     reads: int = 0  # how many separate reads a stream arrived in
+    first_content: float = 0.0  # seconds to the first event with text in it (0 for JSON)
 
 
 @dataclass
@@ -130,6 +137,7 @@ class Conn:
             elif line.startswith(b"transfer-encoding:") and b"chunked" in line:
                 chunked = True
         first = 0.0
+        content = 0.0
         reads = 0
         if not chunked:
             body = await self.reader.readexactly(length or 0)
@@ -144,9 +152,11 @@ class Conn:
                 reads += 1
                 if not first and b"data:" in part:
                     first = time.perf_counter() - start
+                if not content and _TEXT.search(part):
+                    content = time.perf_counter() - start
                 parts.append(part)
             body = b"".join(parts)
-        return Answer(status, body, first, time.perf_counter() - start, reads)
+        return Answer(status, body, first, time.perf_counter() - start, reads, content)
 
 
 def check_json(answer: Answer, expected: str) -> None:

@@ -392,6 +392,7 @@ async def measure(t: Target, sizes: Sizes) -> dict[str, float]:
     per_stream = (cpu() - before) / sizes.paced
     out["cpu_chunk_us"] = (per_stream - cpu_one) / (PACED_CHUNKS + 4) * 1e6
     out["ttfb_ms"] = p([a.first_event for a in answers], 0.5) * 1000
+    out["ttfc_ms"] = p([a.first_content for a in answers], 0.5) * 1000
     out["paced_reads"] = min(a.reads for a in answers)  # one read per event: not buffered
     requests += sizes.paced
 
@@ -455,6 +456,8 @@ ROWS = [
     ("cpu_chunk_us", "proxy CPU per streamed event (paced)", "µs"),
     ("ttfb_ms", f"first event, paced stream ({PACE_S * 1000:g} ms apart)", "ms"),
     ("added_ttfb_ms", "added time to first event", "ms"),
+    ("ttfc_ms", f"first text, paced stream ({PACE_S * 1000:g} ms apart)", "ms"),
+    ("added_ttfc_ms", "added time to first text", "ms"),
     ("paced_reads", f"reads per paced stream ({PACED_CHUNKS + 4} events)", ""),
     ("cpu_msg_req_us", "Messages in (translated): proxy CPU per request, one at a time", "µs"),
     ("cpu_msg_chunk_us", "Messages in (translated): proxy CPU per streamed event (paced)", "µs"),
@@ -488,6 +491,7 @@ def derive(results: dict[str, dict[str, float]]) -> None:
         r["added_p50_ms"] = r["lat_p50_ms"] - direct["lat_p50_ms"]
         r["added_p99_ms"] = r["lat_p99_ms"] - direct["lat_p99_ms"]
         r["added_ttfb_ms"] = r["ttfb_ms"] - direct["ttfb_ms"]
+        r["added_ttfc_ms"] = r["ttfc_ms"] - direct["ttfc_ms"]
 
 
 def fmt(value: float | None) -> str:

@@ -13,14 +13,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import anthropic
-import openai
 import pytest
 from aiohttp import web
 
 from tests import anthropic_grammar, responses_grammar
 from tests.conftest import settled
 from tests.keyed_upstream import KeyedUpstream, Usage
+from tests.sdk_clients import anthropic_client, openai_client
 from trayproxy.config.parse import parse
 from trayproxy.records import queries
 from trayproxy.server.proxy_server import ProxyServer
@@ -86,14 +85,7 @@ def server(fake: KeyedUpstream, started) -> ProxyServer:
     return started(parse(config_text(fake), file="costs.toml"))
 
 
-def oai(server: ProxyServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0, timeout=30)
-
-
-def claude(server: ProxyServer) -> anthropic.Anthropic:
-    return anthropic.Anthropic(
-        base_url=server.root_url, api_key="unused", max_retries=0, timeout=30
-    )
+oai, claude = openai_client, anthropic_client
 
 
 MESSAGES = [{"role": "user", "content": "How much was that?"}]

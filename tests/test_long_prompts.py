@@ -33,6 +33,7 @@ import pytest
 from tests import anthropic_grammar, responses_grammar
 from tests.conftest import settled
 from tests.keyed_upstream import CHAT_PATH, KeyedUpstream, Usage
+from tests.sdk_clients import anthropic_client, openai_client
 from tests.test_claude_code_cli import CLAUDE
 from tests.test_codex_cli import CODEX, setup_codex
 from trayproxy.clients import claude_code
@@ -129,14 +130,7 @@ def server(fake: KeyedUpstream, started) -> ProxyServer:
     return started(parse(config_text(fake), file="long.toml"))
 
 
-def oai(server: ProxyServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0, timeout=30)
-
-
-def claude(server: ProxyServer) -> anthropic.Anthropic:
-    return anthropic.Anthropic(
-        base_url=server.root_url, api_key="unused", max_retries=0, timeout=30
-    )
+oai, claude = openai_client, anthropic_client
 
 
 def user(text: str) -> list[dict[str, Any]]:
