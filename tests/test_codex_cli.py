@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests import dialect_upstream
+from tests.codex_cli import CODEX, exec_command
 from tests.conftest import config_text as fake_config
 from tests.fake_upstream import FakeUpstream
 from tests.test_responses_endpoint import config_text
@@ -22,7 +23,6 @@ from trayproxy.clients.codex_config import profile_name
 from trayproxy.config.parse import parse
 from trayproxy.server.proxy_server import ProxyServer
 
-CODEX = Path(__file__).parent / "codex" / "node_modules" / ".bin" / "codex"
 SECRET = "The secret word is PAMPLEMOUSSE-7."
 # Codex's own settings that would look things up on the internet
 QUIET = "\n[analytics]\nenabled = false\n\n[features]\nplugins = false\n"
@@ -95,21 +95,7 @@ def run_codex(
     codex: Path, workspace: Path, *args: str, sandbox: str = "read-only"
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [
-            str(codex),
-            "exec",
-            "--skip-git-repo-check",
-            "--ephemeral",
-            "-C",
-            str(workspace),
-            "-s",
-            sandbox,
-            "-c",
-            "model_providers.trayproxy.request_max_retries=0",
-            "-c",
-            "model_providers.trayproxy.stream_max_retries=0",
-            *args,
-        ],
+        exec_command(workspace, *args, sandbox=sandbox),
         env={"HOME": str(workspace.parent / "home"), "PATH": "/usr/local/bin:/usr/bin:/bin"},
         stdin=subprocess.DEVNULL,
         capture_output=True,

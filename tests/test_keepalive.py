@@ -32,6 +32,7 @@ import openai
 import pytest
 
 from tests import anthropic_grammar, responses_grammar
+from tests.codex_cli import CODEX, exec_command
 from tests.keyed_upstream import REASONING, KeyedUpstream
 from trayproxy.clients import claude_code
 from trayproxy.config.parse import parse
@@ -45,7 +46,6 @@ READ_TIMEOUT = 1.5  # the clients' read timeout: shorter than every silence belo
 EVERY = 0.5  # keepalive_seconds of the patient provider
 PROTOCOLS = ("chat", "messages", "responses")
 CLAUDE = Path(__file__).parent / "claude" / "node_modules" / ".bin" / "claude"
-CODEX = Path(__file__).parent / "codex" / "node_modules" / ".bin" / "codex"
 CLAUDE_EVERY = 2  # keepalive_seconds for Claude Code
 CODEX_EVERY = 1
 
@@ -484,15 +484,7 @@ def test_claude_code_hears_keepalives_while_the_model_thinks(gw: Gateway, tmp_pa
             stderr=subprocess.PIPE,
             text=True,
         )
-    try:
-        done = {
-            model: (*run.communicate(timeout=50), run.returncode) for model, run in runs.items()
-        }
-    finally:
-        for run in runs.values():
-            if run.poll() is None:
-                run.kill()
-                run.wait()
+    done = outcomes(runs)
 
     out, err, code = done["claude/think-13"]
     assert code == 0, out + err
@@ -509,6 +501,17 @@ def test_claude_code_hears_keepalives_while_the_model_thinks(gw: Gateway, tmp_pa
     assert result["duration_ms"] < 10_000
     rec = gw.record("mute/think-13")
     assert (rec["status"], rec["error"]) == (499, "client disconnected")
+
+
+def outcomes(runs: dict[str, subprocess.Popen[str]]) -> dict[str, tuple[str, str, int]]:
+    """What each of the CLIs run side by side printed, and its exit code (none left behind)."""
+    try:
+        return {name: (*run.communicate(timeout=50), run.returncode) for name, run in runs.items()}
+    finally:
+        for run in runs.values():
+            if run.poll() is None:
+                run.kill()
+                run.wait()
 
 
 def claude_env(gw: Gateway, model: str, home: Path) -> dict[str, str]:
@@ -542,19 +545,8 @@ def test_codex_hears_keepalives_while_the_model_thinks(gw: Gateway, tmp_path: Pa
     runs: dict[str, subprocess.Popen[str]] = {}
     for model in ("codex/thinker", "mute/think-6"):
         runs[model] = subprocess.Popen(
-            [
-                str(CODEX),
-                "exec",
-                "--skip-git-repo-check",
-                "--ephemeral",
-                "-C",
-                str(work),
-                "-s",
-                "read-only",
-                "-c",
-                "model_providers.trayproxy.request_max_retries=0",
-                "-c",
-                "model_providers.trayproxy.stream_max_retries=0",
+            exec_command(
+                work,
                 "-c",
                 "model_providers.trayproxy.stream_idle_timeout_ms=3000",
                 "--profile",
@@ -562,22 +554,14 @@ def test_codex_hears_keepalives_while_the_model_thinks(gw: Gateway, tmp_path: Pa
                 "-m",
                 model,
                 "Say hello.",
-            ],
+            ),
             env={"HOME": str(home), "PATH": "/usr/local/bin:/usr/bin:/bin"},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-    try:
-        done = {
-            model: (*run.communicate(timeout=50), run.returncode) for model, run in runs.items()
-        }
-    finally:
-        for run in runs.values():
-            if run.poll() is None:
-                run.kill()
-                run.wait()
+    done = outcomes(runs)
 
     out, err, code = done["mute/think-6"]  # no keep-alives: Codex waits for the headers
     assert code == 0 and out.strip() == "hello from think-6", out + err

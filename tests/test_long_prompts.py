@@ -31,6 +31,7 @@ import openai
 import pytest
 
 from tests import anthropic_grammar, responses_grammar
+from tests.codex_cli import exec_command
 from tests.conftest import settled
 from tests.keyed_upstream import CHAT_PATH, KeyedUpstream, Usage
 from tests.sdk_clients import anthropic_client, openai_client
@@ -523,21 +524,7 @@ def codex_server(started, fake: KeyedUpstream, tmp_path: Path, window: int) -> P
 
 
 def run_codex(home: Path, work: Path, prompt: str, *, resume: bool = False):
-    args = [
-        str(CODEX),
-        "exec",
-        "--skip-git-repo-check",
-        "-C",
-        str(work),
-        "-s",
-        "read-only",
-        "-c",
-        "model_providers.trayproxy.request_max_retries=0",
-        "-c",
-        "model_providers.trayproxy.stream_max_retries=0",
-        "--profile",
-        profile_name("small/model"),
-    ]
+    args = exec_command(work, "--profile", profile_name("small/model"), ephemeral=False)
     if resume:
         args += ["resume", "--last"]
     return subprocess.run(

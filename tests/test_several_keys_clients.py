@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.codex_cli import PATH, exec_command
 from tests.conftest import CLIENT_KEY
 from tests.keyed_upstream import (
     CHAT_PATH,
@@ -199,24 +200,8 @@ def test_claude_code_answers_through_the_second_key_while_the_first_rests(
 
 def run_codex(home: Path, work: Path, prompt: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [
-            str(CODEX),
-            "exec",
-            "--skip-git-repo-check",
-            "--ephemeral",
-            "-C",
-            str(work),
-            "-s",
-            "read-only",
-            "-c",
-            "model_providers.trayproxy.request_max_retries=0",
-            "-c",
-            "model_providers.trayproxy.stream_max_retries=0",
-            "--profile",
-            profile_name(MODEL),
-            prompt,
-        ],
-        env={"HOME": str(home), "PATH": "/usr/local/bin:/usr/bin:/bin"},
+        exec_command(work, "--profile", profile_name(MODEL), prompt),
+        env={"HOME": str(home), "PATH": PATH},
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,

@@ -37,110 +37,96 @@ async def run(
     draft: RecordDraft,
 ) -> web.StreamResponse:
     """Try each route and key in turn until one answers; every attempt goes in the record."""
-    client = ClientStream(request, state, draft, endpoint)
-    try:
-        return await _run(request, state, config, routes, endpoint, body, draft, client)
-    finally:
-        client.close()
-
-
-async def _run(
-    request: web.Request,
-    state: ProxyState,
-    config: Config,
-    routes: list[Route],
-    endpoint: str,
-    body: dict[str, Any],
-    draft: RecordDraft,
-    client: ClientStream,
-) -> web.StreamResponse:
-    failure: Failure | None = None
-    tries: list[dict[str, Any]] = []  # every key and route tried, for the record
-    for index, route in enumerate(routes):
-        last = index == len(routes) - 1
-        provider = route.provider
-        several = len(provider.keys) > 1
-        pick = state.keys.pick(provider, route.upstream_model)
-        draft.keys_skipped.extend(f"{provider.name} {why}" for why in pick.skipped)
-        if not pick.ready:
-            if index == 0:
-                _describe(draft, route, first=True)
-            failure = _no_key_ready(provider.name, pick)
-            if pick.all_rejected:
-                why = "skipped: every key is set aside (rejected)"
-            else:
-                why = f"skipped: rate-limited for {pick.wait:.0f} s more"
-            tries.append(_try(route, None, None, why, 0))
-            if last:
-                break
-            continue  # said once (its notice); meanwhile a fallback may answer
-        own_events = endpoint == RESPONSES and native_base(route, RESPONSES) is None
-        sent_ours = client.responses is not None and client.out is not None
-        if endpoint == RESPONSES and not own_events and sent_ours:
-            # its own response.created cannot follow the one trayproxy sent
-            tries.append(_try(route, None, None, "skipped: " + _BEGUN, 0))
-            continue
-        _describe(draft, route, first=index == 0)
-        for key in pick.ready:
-            client.trying(
-                provider.name,
-                provider.keepalive_seconds if draft.stream else 0,
-                own_events=own_events,
-            )
-            state.prices.want(state.session, provider, state.proxy_for)
-            # the record's, should the client hang up once it has the whole answer
-            draft.price = state.prices.price(config, route)
-            draft.key_label = key.label if key.ref.secret is not None else None
-            attempt = Attempt(
-                request, state, config, route, endpoint, draft, retried=bool(tries), key=key
-            )
-            attempt.client = client
-            started = time.perf_counter()
-            label = key.label if several else None
-            try:
-                outcome = await attempt.run(body)
-            except asyncio.CancelledError:
-                if draft.delivered:  # the client had the whole answer and hung up
+    with ClientStream(request, state, draft, endpoint) as client:
+        failure: Failure | None = None
+        tries: list[dict[str, Any]] = []  # every key and route tried, for the record
+        for index, route in enumerate(routes):
+            last = index == len(routes) - 1
+            provider = route.provider
+            several = len(provider.keys) > 1
+            pick = state.keys.pick(provider, route.upstream_model)
+            draft.keys_skipped.extend(f"{provider.name} {why}" for why in pick.skipped)
+            if not pick.ready:
+                if index == 0:
+                    _describe(draft, route, first=True)
+                failure = _no_key_ready(provider.name, pick)
+                if pick.all_rejected:
+                    why = "skipped: every key is set aside (rejected)"
+                else:
+                    why = f"skipped: rate-limited for {pick.wait:.0f} s more"
+                tries.append(_try(route, None, None, why, 0))
+                if last:
+                    break
+                continue  # said once (its notice); meanwhile a fallback may answer
+            own_events = endpoint == RESPONSES and native_base(route, RESPONSES) is None
+            sent_ours = client.responses is not None and client.out is not None
+            if endpoint == RESPONSES and not own_events and sent_ours:
+                # its own response.created cannot follow the one trayproxy sent
+                tries.append(_try(route, None, None, "skipped: " + _BEGUN, 0))
+                continue
+            _describe(draft, route, first=index == 0)
+            for key in pick.ready:
+                client.trying(
+                    provider.name,
+                    provider.keepalive_seconds if draft.stream else 0,
+                    own_events=own_events,
+                )
+                state.prices.want(state.session, provider, state.proxy_for)
+                # the record's, should the client hang up once it has the whole answer
+                draft.price = state.prices.price(config, route)
+                draft.key_label = key.label if key.ref.secret is not None else None
+                attempt = Attempt(
+                    request, state, config, route, endpoint, draft, retried=bool(tries), key=key
+                )
+                attempt.client = client
+                started = time.perf_counter()
+                label = key.label if several else None
+                try:
+                    outcome = await attempt.run(body)
+                except asyncio.CancelledError:
+                    if draft.delivered:  # the client had the whole answer and hung up
+                        state.keys.served(provider.name, key, route.upstream_model)
+                        tries.append(_try(route, label, 200, None, _ms(started)))
+                        if len(tries) > 1:
+                            draft.attempts = tries
+                    raise
+                ms = _ms(started)
+                whole = not isinstance(outcome, Failure) and not outcome.prepared
+                if whole and client.out is not None:  # a JSON answer cannot follow keep-alives
+                    outcome = _whole_answer_too_late(provider.name, draft)
+                if not isinstance(outcome, Failure):
                     state.keys.served(provider.name, key, route.upstream_model)
-                    tries.append(_try(route, label, 200, None, _ms(started)))
+                    draft.error_body = None  # a failed key's or route's: this one answered
+                    tries.append(_try(route, label, outcome.status, None, ms))
                     if len(tries) > 1:
                         draft.attempts = tries
-                raise
-            ms = _ms(started)
-            if not isinstance(outcome, Failure) and client.out is not None and not outcome.prepared:
-                outcome = _whole_answer_too_late(provider.name, draft)  # cannot follow pings
-            if not isinstance(outcome, Failure):
-                state.keys.served(provider.name, key, route.upstream_model)
-                draft.error_body = None  # a failed key's or route's: this one answered
-                tries.append(_try(route, label, outcome.status, None, ms))
-                if len(tries) > 1:
-                    draft.attempts = tries
-                return outcome
-            failure = outcome
-            tries.append(_try(route, label, outcome.status, outcome.message, ms))
-            if attempt.rate_limited:
-                wait = state.keys.cool(provider.name, key, route.upstream_model, attempt.wait_asked)
-                draft.keys_skipped.append(
-                    f"{provider.name} {key.label}: answered 429, resting {round(wait, 1):g} s"
-                )
-                continue  # the next key of this provider, then the next route
-            if attempt.rejected is not None:
-                model = route.upstream_model if attempt.for_model else ""
-                _set_aside(state, provider.name, key, attempt.rejected, model)
-                draft.keys_skipped.append(f"{provider.name} {key.label}: {attempt.rejected}")
-                if several and key is not pick.ready[-1]:
-                    continue  # another key of this provider may be good
-            break  # another key would not do better than this failure
-        if failure is not None and failure.final:
-            break
-    if len(tries) > 1:
-        draft.attempts = tries
-    draft.key_label = None  # no key served
-    assert failure is not None
-    if client.out is not None:  # kept alive: the client waits in-stream
-        draft.status, draft.error = failure.status, failure.message
-        return await client.fail(failure)
-    return give_up(failure, draft, retried=len(tries) > 1)
+                    return outcome
+                failure = outcome
+                tries.append(_try(route, label, outcome.status, outcome.message, ms))
+                if attempt.rate_limited:
+                    model, asked = route.upstream_model, attempt.wait_asked
+                    wait = state.keys.cool(provider.name, key, model, asked)
+                    draft.keys_skipped.append(
+                        f"{provider.name} {key.label}: answered 429, resting {round(wait, 1):g} s"
+                    )
+                    continue  # the next key of this provider, then the next route
+                if attempt.rejected is not None:
+                    model = route.upstream_model if attempt.for_model else ""
+                    _set_aside(state, provider.name, key, attempt.rejected, model)
+                    draft.keys_skipped.append(f"{provider.name} {key.label}: {attempt.rejected}")
+                    if several and key is not pick.ready[-1]:
+                        continue  # another key of this provider may be good
+                break  # another key would not do better than this failure
+            if failure is not None and failure.final:
+                break
+        if len(tries) > 1:
+            draft.attempts = tries
+        draft.key_label = None  # no key served
+        assert failure is not None
+        if client.out is not None:  # kept alive: the client waits in-stream
+            draft.status, draft.error = failure.status, failure.message
+            return await client.fail(failure)
+        return give_up(failure, draft, retried=len(tries) > 1)
 
 
 _BEGUN = (

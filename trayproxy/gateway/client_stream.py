@@ -72,7 +72,6 @@ class ClientStream:
         self._timer: asyncio.TimerHandle | None = None
         self._writing: asyncio.Task[None] | None = None
         self._task = asyncio.current_task()
-        self.pinged = 0
 
     # ------------------------------------------------------------ keep-alive
 
@@ -122,7 +121,6 @@ class ClientStream:
                 assert self.responses is not None
                 opening, self._opening = self._opening, b""
                 await out.write(opening + self.responses.keepalive())
-            self.pinged += 1
         except ConnectionError:  # the client hung up while the provider thinks: stop both
             if self._task is not None and not self._task.done():
                 self._task.cancel()
@@ -209,6 +207,12 @@ class ClientStream:
             await self.out.write(self.failure_event(failure))
             await self.out.write_eof()
         return self.out
+
+    def __enter__(self) -> ClientStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         if self._timer is not None:

@@ -38,7 +38,6 @@ class PriceBook:
 
     lists: dict[str, dict[str, Price]] = field(default_factory=dict)
     read_at: dict[str, float] = field(default_factory=dict)  # "name base_url" -> next read
-    problems: dict[str, str] = field(default_factory=dict)  # provider -> why it is not read
     _reading: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
     def price(self, config: Config, route: Route) -> Price | None:
@@ -84,11 +83,9 @@ class PriceBook:
         except Exception as exc:  # kept from earlier, or unknown: never a crash
             why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             log.warning("could not read the price list of provider %r: %s", name, why)
-            self.problems[name] = why
             return
         self.lists[name] = found
         self.read_at[which] = time.monotonic() + REFRESH_SECONDS
-        self.problems.pop(name, None)
         log.info("read %d prices from provider %r", len(found), name)
 
     def is_reading(self, provider: Provider) -> bool:
@@ -101,11 +98,10 @@ class PriceBook:
             with contextlib.suppress(Exception, asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(task), seconds)
 
-    async def settle(self, cancel: bool = False) -> None:
-        """Wait for the lists being read (``cancel``: stop reading them, at shutdown)."""
+    async def stop(self) -> None:
+        """Stop reading lists (at shutdown)."""
         for task in list(self._reading.values()):
-            if cancel:
-                task.cancel()
+            task.cancel()
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await task
 

@@ -159,7 +159,7 @@ async def _client_session(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await state.prices.settle(cancel=True)
+        await state.prices.stop()
         await state.session.close()
         state.session = None
 
