@@ -71,11 +71,17 @@ def test_round_robin_starts_each_request_at_the_next_key() -> None:
 def test_without_a_hint_the_rest_doubles_up_to_a_limit_and_a_success_resets_it() -> None:
     pool, groq = KeyPool(), _provider("a")
     key = groq.api_keys[0]
-    rests = [pool.cool("groq", key, "m", None) for _ in range(8)]
+    rests = []
+    for _ in range(8):
+        rests.append(pool.cool("groq", key, "m", None))
+        pool._cooling[("groq", "a", "m")].until = 0.0  # rested: the next 429 is a new one
     assert rests[:3] == [BACKOFF_FIRST, 2 * BACKOFF_FIRST, 4 * BACKOFF_FIRST]
     assert rests[-1] == BACKOFF_MAX
     pool.served("groq", key, "m")
     assert pool.cool("groq", key, "m", None) == BACKOFF_FIRST
+    # 429s to requests sent before the key rested (at the same moment) count once
+    again = pool.cool("groq", key, "m", None)
+    assert BACKOFF_FIRST - 1 < again <= BACKOFF_FIRST
 
 
 def test_a_rejected_key_is_set_aside_once_until_the_config_changes() -> None:

@@ -96,11 +96,14 @@ class KeyPool:
         provider's word), or a backoff. Returns the seconds it rests."""
         where = (provider, key.label, model)
         cooling = self._cooling.get(where) or Cooling()
+        now = time.monotonic()
+        if wait is None and cooling.until > now:  # requests sent before it rested: one strike
+            return cooling.until - now
         if wait is None:
             wait = min(BACKOFF_FIRST * 2**cooling.strikes, BACKOFF_MAX)
             cooling.strikes += 1
         wait = min(max(wait, 1.0), LONGEST_WAIT)
-        cooling.until = time.monotonic() + wait
+        cooling.until = now + wait
         cooling.wall = time.time() + wait
         self._cooling[where] = cooling
         return wait
