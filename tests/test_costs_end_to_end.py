@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +18,7 @@ from aiohttp import web
 from tests import anthropic_grammar, responses_grammar
 from tests.conftest import settled
 from tests.keyed_upstream import KeyedUpstream, Usage
+from tests.notice_box import NoticeBox
 from tests.sdk_clients import anthropic_client, openai_client
 from trayproxy.config.parse import parse
 from trayproxy.records import queries
@@ -346,26 +346,12 @@ def test_a_provider_without_price_list_is_never_asked_for_its_models(
 # ---------------------------------------------------------------- the daily budget
 
 
-class Notices:
-    def __init__(self) -> None:
-        self.said: list[tuple[str, str]] = []
-        self.threads: list[str] = []
-        self._lock = threading.Lock()
-        self.arrived = threading.Event()
-
-    def __call__(self, title: str, text: str) -> None:
-        with self._lock:
-            self.said.append((title, text))
-            self.threads.append(threading.current_thread().name)
-        self.arrived.set()
-
-
 def test_the_daily_budget_is_said_once(fake: KeyedUpstream) -> None:
     # [costs] daily_budget takes 0.01 at least: each request below costs $0.004
     fake.usage = Usage(prompt_tokens=5000, completion_tokens=400, cached_tokens=0)
     each = dollars(fake.usage, **PRICE)
     assert each == pytest.approx(0.004)
-    notices = Notices()
+    notices = NoticeBox()
     config = parse(config_text(fake, "\n[costs]\ndaily_budget = 0.01\n"), file="costs.toml")
     server = ProxyServer(config, notify=notices)
     server.start()
@@ -373,19 +359,19 @@ def test_the_daily_budget_is_said_once(fake: KeyedUpstream) -> None:
         for stream in (False, True):  # $0.008: under the budget
             ask_chat(server, "priced/model", stream)
         settled(server.logbook, 2)
-        assert not notices.arrived.wait(0.3), notices.said
+        assert notices.wait(1, timeout=0.3) == []
 
         ask_messages(server, "priced/model", stream=True)  # $0.012: past it
-        assert notices.arrived.wait(5), "no notice when the budget was passed"
+        assert notices.wait(1), "no notice when the budget was passed"
         for _ in range(3):  # later requests say nothing more
             ask_responses(server, "priced/model", stream=False)
         costs = [r["cost"] for r in records(server, 6)]
         assert costs == pytest.approx([each] * 6, rel=1e-9)
-        time.sleep(0.3)  # a second notice would come from a thread too
+        said = notices.wait(2, timeout=0.3)  # a second notice would come from a thread too
     finally:
         server.stop(grace=1)
-    assert len(notices.said) == 1, notices.said
-    title, text = notices.said[0]
+    assert len(said) == 1, said
+    title, text = said[0]
     assert "budget" in title.lower()
     assert "$0.01" in text and "daily_budget" in text
     assert threading.main_thread().name not in notices.threads  # from a worker thread

@@ -101,3 +101,20 @@ def test_cached_and_reasoning_tokens_are_read_in_each_provider_s_words(usage, ex
         found.reasoning_tokens,
     )
     assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("price", "said"),
+    [(Price(0, 0), " cost=$0 "), (Price(0.6, 2.5), " cost=$0.001845 "), (None, None)],
+)
+def test_the_log_line_says_the_cost_and_the_key_by_label(price, said) -> None:
+    from trayproxy.records.logbook import RecordDraft
+
+    draft = RecordDraft("chat/completions", prompt_tokens=1200, completion_tokens=450)
+    draft.price, draft.key_label, draft.status = price, "nvidia-1", 200
+    line = draft.finish(1).log_line() + " "
+    assert " key=nvidia-1 " in line
+    if said is None:
+        assert "cost=" not in line  # no price: no figure, not $0
+    else:
+        assert said in line

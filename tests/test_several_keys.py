@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -34,6 +33,7 @@ from tests.keyed_upstream import (
     rate_limited_body,
     rate_limited_header,
 )
+from tests.notice_box import NoticeBox
 from trayproxy.config.model import ConfigError
 from trayproxy.config.parse import parse
 from trayproxy.server.proxy_server import ProxyServer
@@ -100,9 +100,8 @@ class Rig:
     ) -> None:
         self.fake = KeyedUpstream({**keys, KEY_SPARE: OK}).start()
         self.text = config_text(self.fake.base_url, list(refs), strategy)
-        self.notices: list[tuple[str, str]] = []
-        self._lock = threading.Lock()
-        self.server = ProxyServer(self.config(), notify=self._notice if notify else None)
+        self.notices = NoticeBox()
+        self.server = ProxyServer(self.config(), notify=self.notices if notify else None)
         self.server.start()
         self.asked = 0  # requests made through the helpers: each files one record
         self.answers: list[bytes] = []  # every answer's bytes, checked for key values
@@ -110,10 +109,6 @@ class Rig:
 
     def config(self):
         return parse(self.text, file="config.toml", environ=ENV)
-
-    def _notice(self, title: str, text: str) -> None:
-        with self._lock:
-            self.notices.append((title, text))
 
     def stop(self) -> None:
         self.server.stop(grace=1)
@@ -181,14 +176,7 @@ class Rig:
         return [r.key for r in self.fake.requests if _tag(r.body) == tag]
 
     def wait_notices(self, count: int, timeout: float = 5.0) -> list[tuple[str, str]]:
-        """The notices, once ``count`` arrived (they come from a worker thread); a moment more
-        so that one too many would show too."""
-        deadline = time.monotonic() + timeout
-        while len(self.notices) < count and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.2)
-        with self._lock:
-            return list(self.notices)
+        return self.notices.wait(count, timeout)
 
     def check_nothing_sent_twice(self) -> None:
         """No request reached the provider twice with the same key."""
@@ -201,7 +189,7 @@ class Rig:
         """No key value in records, the page's Keys API, notices, the log or answers."""
         self.page_keys()
         records = json.dumps([r.to_dict() for r in self.server.logbook.recent()])
-        notices = json.dumps(self.notices)
+        notices = json.dumps(self.notices.all())
         answers = b"".join(self.answers).decode("utf-8", "replace")
         for secret in SECRETS:
             for where, text in (

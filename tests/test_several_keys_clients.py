@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ from tests.keyed_upstream import (
     rate_limited_body,
     rate_limited_header,
 )
+from tests.notice_box import NoticeBox
 from tests.test_claude_code_cli import CLAUDE
 from tests.test_codex_cli import CODEX, setup_codex
 from tests.test_continue_client import JS_DIR, node_executable
@@ -77,14 +77,9 @@ class Rig:
         self.text = config_text(self.fake.base_url)
         config_file.write_text(self.text)
         self.config_file = config_file
-        self.notices: list[tuple[str, str]] = []
-        self._lock = threading.Lock()
-        self.server = ProxyServer(parse(self.text, file=str(config_file)), notify=self._notice)
+        self.notices = NoticeBox()
+        self.server = ProxyServer(parse(self.text, file=str(config_file)), notify=self.notices)
         self.server.start()
-
-    def _notice(self, title: str, text: str) -> None:
-        with self._lock:
-            self.notices.append((title, text))
 
     def stop(self) -> None:
         self.server.stop(grace=1)
@@ -102,14 +97,7 @@ class Rig:
         return [r.to_dict() for r in reversed(self.server.logbook.recent())]
 
     def wait_notices(self, count: int, timeout: float = 5.0) -> list[tuple[str, str]]:
-        """The notices once ``count`` arrived (from a worker thread), and a moment more so
-        that one too many shows too."""
-        deadline = time.monotonic() + timeout
-        while len(self.notices) < count and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.2)
-        with self._lock:
-            return list(self.notices)
+        return self.notices.wait(count, timeout)
 
     def check_nothing_sent_twice(self) -> None:
         """No question reached the provider twice with one key."""

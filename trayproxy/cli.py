@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     key.add_argument("action", choices=("set", "list", "delete"))
     key.add_argument("provider", nargs="?", help="the provider's name, as in config.toml")
 
-    usage = sub.add_parser("usage", help="requests, errors, tokens and latency per model")
+    usage = sub.add_parser("usage", help="requests, tokens, cost and latency per model and day")
     usage.add_argument(
         "--days",
         type=_count(1, 3650),

@@ -70,7 +70,7 @@ class RouteRecord:
             f"ttfb={ttfb} total={self.duration_ms:.0f}ms tokens={tokens}"
         )
         if self.cost is not None:
-            line += f" cost=${self.cost:.6f}".rstrip("0")
+            line += " cost=$" + (f"{self.cost:.6f}".rstrip("0").rstrip(".") or "0")
         if self.key_label:
             line += f" key={_printable(self.key_label)}"
         if self.rule and self.rule != "exact":
